@@ -1,0 +1,161 @@
+"""The `lab` command line: kernel fetch, image build, boot, run."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import FrameType
+
+from . import image, kernel, keys, pipeline, report, runner
+from .errors import InfraError, UserError
+from .kernelspec import DEFAULT_KERNEL, parse_kernel_spec
+from .outcome import USER_ERROR_EXIT, Outcome, exit_code
+from .paths import cache_dir, results_dir
+from .results import SuiteResult
+from .timeouts import Timeouts
+from .transport import quote_command
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    # SIGTERM takes the same path as Ctrl-C, so every context manager stops its QEMU.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _kernel_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kernel", default=DEFAULT_KERNEL, help="debian:6.1, debian:6.12 or a bzImage path")
+    parser.add_argument("--modules", help="modules directory (lib/modules/RELEASE) for a kernel path")
+    parser.add_argument("--config", help="config file for a kernel path")
+    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                        help="auto probes KVM with a short boot and falls back to TCG")
+    parser.add_argument("--cmdline", default="", help="extra kernel command line")
+
+
+def cmd_kernel_fetch(args: argparse.Namespace) -> int:
+    spec = parse_kernel_spec(args.spec, args.modules, args.config)
+    fetched = kernel.fetch(spec, cache_dir(), log)
+    print(f"{fetched.release} {fetched.image}")
+    return 0
+
+
+def cmd_image_build(args: argparse.Namespace) -> int:
+    cache = cache_dir()
+    built = image.build(image.default_recipe(keys.ensure_keys(cache)), cache, log, force=args.force)
+    print(built.path)
+    return 0
+
+
+def cmd_boot(args: argparse.Namespace) -> int:
+    spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    cache = cache_dir()
+    prepared = pipeline.prepare(spec, cache, log)
+    from . import accel
+
+    with tempfile.TemporaryDirectory(prefix="lab-boot-") as tmp:
+        run_dir = Path(args.workdir) if args.workdir else Path(tmp)
+        choice = accel.choose(args.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
+        timeouts = Timeouts().scaled_for(choice.accel)
+        started = time.monotonic()
+        with pipeline.booted(prepared, choice.accel, run_dir, timeouts, args.cmdline) as (machine, target):
+            log(f"booted {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
+                f"console: {machine.console_log}")
+            if args.command:
+                result = target.run(args.command, timeouts.suite)
+                sys.stdout.write(result.out)
+                sys.stderr.write(result.err)
+                return result.rc
+            known_hosts = run_dir / "known_hosts"
+            known_hosts.write_text(f"[127.0.0.1]:{machine.ssh_port} {prepared.keys.host_public}\n")
+            ssh = quote_command(["ssh", "-i", str(prepared.keys.client_private), "-p", str(machine.ssh_port),
+                                 "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
+                                 "root@127.0.0.1"])
+            print(f"guest is up; log in with:\n  {ssh}\nCtrl-C stops it.", flush=True)
+            while machine.alive():
+                time.sleep(1)
+            log("QEMU exited")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    suites = runner.parse_suites(args.suite)
+    cache = cache_dir()
+    started = time.monotonic()
+    prepared = pipeline.prepare(spec, cache, log)
+    request = pipeline.RunRequest(spec, args.kernel, suites, args.accel,
+                                  Path(args.results) if args.results else results_dir(),
+                                  args.suite_timeout, args.cmdline)
+    header_printed = False
+
+    def on_suite(result: SuiteResult) -> None:
+        nonlocal header_printed
+        if not header_printed:
+            print(report.HEADER, flush=True)
+            header_printed = True
+        print(report.suite_line(result), flush=True)
+
+    outcome = pipeline.execute(request, prepared, cache, log, on_suite)
+    if outcome.outcome is not Outcome.PASSED and outcome.record.metadata.get("console_excerpt"):
+        log("console excerpt:\n" + str(outcome.record.metadata["console_excerpt"]))
+    print(f"outcome: {outcome.outcome.value} ({outcome.reason})")
+    print(f"results: {outcome.record.directory}  [{time.monotonic() - started:.1f} s]")
+    return exit_code(outcome.outcome)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description="Boot kernels under QEMU and run bpf(2) map suites.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    kernel_parser = commands.add_parser("kernel", help="kernel acquisition")
+    kernel_commands = kernel_parser.add_subparsers(dest="kernel_command", required=True)
+    fetch = kernel_commands.add_parser("fetch", help="fetch a Debian kernel (or check a local one) into the cache")
+    fetch.add_argument("spec", help="debian:6.1, debian:6.12 or a bzImage path")
+    fetch.add_argument("--modules")
+    fetch.add_argument("--config")
+    fetch.set_defaults(func=cmd_kernel_fetch)
+
+    image_parser = commands.add_parser("image", help="guest image")
+    image_commands = image_parser.add_subparsers(dest="image_command", required=True)
+    build = image_commands.add_parser("build", help="build the guest root filesystem (cached by recipe hash)")
+    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build.set_defaults(func=cmd_image_build)
+
+    boot = commands.add_parser("boot", help="boot a kernel and keep it up (or run one --command)")
+    _kernel_args(boot)
+    boot.add_argument("--command", help="run this shell command in the guest, print its output, exit with its code")
+    boot.add_argument("--workdir", help="where the console log goes (default: a temporary directory)")
+    boot.set_defaults(func=cmd_boot)
+
+    run = commands.add_parser("run", help="boot a kernel and run suites in it")
+    _kernel_args(run)
+    run.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
+    run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+    run.add_argument("--suite-timeout", type=float, help="seconds per suite (default scales with the accelerator)")
+    run.set_defaults(func=cmd_run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"lab: error: {exc}", file=sys.stderr)
+        return USER_ERROR_EXIT
+    except InfraError as exc:
+        print(f"lab: infrastructure error: {exc}", file=sys.stderr)
+        return exit_code(Outcome.INFRA_ERROR)
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return exit_code(Outcome.INTERRUPTED)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""Find kernel crashes and warnings in a console log, so a broken kernel is never reported green.
+
+A first cut of the console parser: the patterns below are the kernel's own report headers.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# (kind, pattern). "crash" ends the kernel or the task; "warning" is a splat the kernel survived.
+PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("crash", re.compile(r"Kernel panic - not syncing.*")),
+    ("crash", re.compile(r"BUG: (?!soft lockup).*")),
+    ("crash", re.compile(r"Oops: .*")),
+    ("crash", re.compile(r"general protection fault.*")),
+    ("crash", re.compile(r"(KASAN|KFENCE|UBSAN): .*")),
+    ("crash", re.compile(r"watchdog: BUG: soft lockup.*")),
+    ("crash", re.compile(r"INFO: task \S+ blocked for more than.*")),
+    ("crash", re.compile(r"rcu: INFO: \S+ (self-)?detected stalls?.*")),
+    ("warning", re.compile(r"WARNING: .*")),
+    ("warning", re.compile(r"possible (circular|recursive) locking dependency detected.*")),
+]
+
+
+@dataclass(frozen=True)
+class Finding:
+    kind: str  # crash | warning
+    title: str
+    line: int  # 1-based line in the console log
+
+
+def scan(text: str) -> list[Finding]:
+    findings = []
+    for number, line in enumerate(text.replace("\r", "").splitlines(), start=1):
+        body = re.sub(r"^\[\s*\d+\.\d+\]\s*", "", line)  # drop the printk timestamp
+        for kind, pattern in PATTERNS:
+            match = pattern.match(body)
+            if match:
+                findings.append(Finding(kind, match[0].strip(), number))
+                break
+    return findings
+
+
+def excerpt_around(text: str, line: int, before: int = 5, after: int = 20) -> str:
+    lines = text.replace("\r", "").splitlines()
+    return "\n".join(lines[max(0, line - 1 - before) : line - 1 + after])

@@ -1,0 +1,182 @@
+"""The whole run: kernel -> image -> machine -> target -> runner -> run record -> outcome."""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator
+
+from . import accel, consolescan, image, initramfs, kernel, keys, runner
+from .errors import InfraError
+from .guestinit import READY_MARKER
+from .kernel import Kernel
+from .kernelspec import KernelSpec
+from .machine import BootFailed, BootTimedOut, Machine, MachineSpec, qemu_version
+from .outcome import Outcome
+from .results import SuiteResult
+from .runrecord import RunRecord
+from .timeouts import Timeouts
+from .transport import ConnectionLost, SshTarget
+
+Log = Callable[[str], None]
+PORT_ATTEMPTS = 3
+
+
+@dataclass(frozen=True)
+class Prepared:
+    kernel: Kernel
+    image: image.Image
+    initramfs: Path
+    keys: keys.LabKeys
+    seconds: dict[str, float]  # how long each preparation stage took (near 0 when cached)
+
+
+@dataclass
+class RunRequest:
+    kernel: KernelSpec
+    kernel_label: str
+    suites: list[str]
+    accel: str = "auto"  # auto | kvm | tcg
+    results_root: Path = Path("results")
+    suite_timeout: float | None = None
+    extra_cmdline: str = ""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+
+
+@dataclass
+class RunOutcome:
+    outcome: Outcome
+    reason: str
+    record: RunRecord
+    suites: list[SuiteResult]
+
+
+def prepare(spec: KernelSpec, cache: Path, log: Log) -> Prepared:
+    """Everything a boot needs, from the cache where possible."""
+    seconds: dict[str, float] = {}
+    started = time.monotonic()
+    lab_keys = keys.ensure_keys(cache)
+    the_kernel = kernel.fetch(spec, cache, log)
+    seconds["kernel"] = round(time.monotonic() - started, 3)
+    started = time.monotonic()
+    the_image = image.build(image.default_recipe(lab_keys), cache, log)
+    seconds["image"] = round(time.monotonic() - started, 3)
+    started = time.monotonic()
+    the_initramfs = initramfs.build(the_kernel, cache)
+    seconds["initramfs"] = round(time.monotonic() - started, 3)
+    return Prepared(the_kernel, the_image, the_initramfs, lab_keys, seconds)
+
+
+@contextmanager
+def booted(prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
+           extra_cmdline: str = "") -> Iterator[tuple[Machine, SshTarget]]:
+    """A running guest with an SSH session; QEMU is stopped however the block ends."""
+    spec = MachineSpec(prepared.kernel.image, prepared.initramfs, prepared.image.path, accel_name, run_dir,
+                       extra_cmdline=extra_cmdline)
+    for attempt in range(PORT_ATTEMPTS):
+        machine = Machine(spec)
+        try:
+            machine.start()
+            machine.wait_for_marker(READY_MARKER, timeouts.boot, timeouts.boot_silence)
+            break
+        except BootFailed as exc:
+            machine.stop()
+            # Another process took the port between our check and QEMU's bind: pick another.
+            if "forward the SSH port" in exc.reason and attempt + 1 < PORT_ATTEMPTS:
+                continue
+            raise
+        except BaseException:
+            machine.stop()
+            raise
+    try:
+        assert machine.ssh_port is not None
+        target = SshTarget.connect("127.0.0.1", machine.ssh_port, "root", prepared.keys.client_private,
+                                   prepared.keys.host_public, timeouts.ssh)
+        try:
+            yield machine, target
+        finally:
+            target.close()
+    finally:
+        machine.stop()
+
+
+def _classify_console(text: str, all_passed: bool) -> tuple[Outcome, str, str] | None:
+    findings = consolescan.scan(text)
+    crashes = [f for f in findings if f.kind == "crash"]
+    if crashes:
+        return Outcome.KERNEL_CRASHED, crashes[0].title, consolescan.excerpt_around(text, crashes[0].line)
+    warnings = [f for f in findings if f.kind == "warning"]
+    if warnings and all_passed:
+        return Outcome.KERNEL_WARNED, warnings[0].title, consolescan.excerpt_around(text, warnings[0].line)
+    return None
+
+
+def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
+            on_suite: Callable[[SuiteResult], None]) -> RunOutcome:
+    """Run the suites on a prepared kernel; the record is kept whatever happens."""
+    record = RunRecord.create(request.results_root, prepared.kernel.release, {
+        "kernel": request.kernel_label, "suites": request.suites, "accel": request.accel,
+    })
+    record.set("kernel", {"release": prepared.kernel.release, "image": str(prepared.kernel.image),
+                          **prepared.kernel.identity})
+    record.set("image", {"path": str(prepared.image.path), "digest": prepared.image.digest})
+    record.set("prepare_seconds", prepared.seconds)
+    run_dir = record.directory
+    suites: list[SuiteResult] = []
+    machine: Machine | None = None
+
+    def finish(outcome: Outcome, reason: str, excerpt: str = "") -> RunOutcome:
+        record.finish(outcome, reason, excerpt)
+        return RunOutcome(outcome, reason, record, suites)
+
+    try:
+        record.set("qemu_version", qemu_version())
+        with record.stage("accelerator"):
+            choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
+        record.set("accelerator", {"name": choice.accel, "reason": choice.reason, "probed": choice.probed})
+        timeouts = request.timeouts.scaled_for(choice.accel).with_suite(request.suite_timeout)
+        record.set("timeouts", timeouts.__dict__)
+        boot_started = time.monotonic()
+        with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
+            machine = m
+            record.set("boot_to_ssh_seconds", round(time.monotonic() - boot_started, 3))
+            record.set("ssh_port", m.ssh_port)
+            with record.stage("ship"):
+                runner.ship(target, timeouts.command)
+            for name in request.suites:
+                with record.stage(f"suite:{name}"):
+                    result = runner.run_suite(target, name, run_dir, timeouts.suite)
+                suites.append(result)
+                record.add_suite(result)
+                on_suite(result)
+                if result.error.startswith("timed out"):
+                    break
+            runner.collect_dmesg(target, run_dir, timeouts.command)
+    except BootFailed as exc:
+        return finish(Outcome.BOOT_FAILED, exc.reason, exc.excerpt)
+    except BootTimedOut as exc:
+        return finish(Outcome.TIMED_OUT, f"boot: {exc.reason}", exc.excerpt)
+    except ConnectionLost as exc:
+        text = (run_dir / "console.log").read_text(errors="replace") if (run_dir / "console.log").exists() else ""
+        crash = _classify_console(text, all_passed=False)
+        if crash and crash[0] is Outcome.KERNEL_CRASHED:
+            return finish(*crash)
+        return finish(Outcome.LOST_CONNECTION, str(exc), machine.console.excerpt() if machine and machine.console else "")
+    except InfraError as exc:
+        return finish(Outcome.INFRA_ERROR, str(exc))
+    except KeyboardInterrupt:
+        finish(Outcome.INTERRUPTED, "interrupted (SIGINT/SIGTERM)")
+        raise
+    console_text = (run_dir / "console.log").read_text(errors="replace")
+    all_passed = all(s.ok for s in suites)
+    classified = _classify_console(console_text, all_passed)
+    if classified:
+        return finish(*classified)
+    timed_out = [s for s in suites if s.error.startswith("timed out")]
+    if timed_out:
+        return finish(Outcome.TIMED_OUT, f"suite {timed_out[0].name}: {timed_out[0].error}")
+    if not all_passed:
+        failing = [s.name for s in suites if not s.ok]
+        return finish(Outcome.FAILED, f"failures in suite(s): {', '.join(failing)}")
+    return finish(Outcome.PASSED, "every suite passed")

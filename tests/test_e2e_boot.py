@@ -1,0 +1,135 @@
+"""End-to-end: real Debian kernels booted under QEMU, the suites run over SSH.
+
+These are the lab as a user runs it (the `lab` command in a subprocess), with the user's
+kernel and image cache, so a warm cache keeps them quick. Each checks that no QEMU
+process outlives it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab import image, keys, pipeline
+from lab.errors import InfraError
+from lab.kernelspec import parse_kernel_spec
+from lab.paths import cache_dir
+from lab.timeouts import Timeouts
+from lab.transport import SshTarget
+
+pytestmark = pytest.mark.boot
+SUITES = {"maps", "dump", "pin"}
+
+
+def qemu_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in found.split()}
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left() -> Iterator[None]:
+    before = qemu_pids()
+    yield
+    left = qemu_pids() - before
+    assert not left, f"QEMU processes left running: {left}"
+
+
+def lab(*args: str, results: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LAB_RESULTS": str(results)}
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False)
+
+
+def only_run_dir(results: Path) -> Path:
+    runs = [p for p in results.iterdir() if p.is_dir()]
+    assert len(runs) == 1, runs
+    return runs[0]
+
+
+def check_passing_run(done: subprocess.CompletedProcess[str], results: Path, release_prefix: str) -> dict:
+    assert done.returncode == 0, f"lab run failed:\n{done.stdout}\n{done.stderr}"
+    for suite in SUITES:
+        assert any(line.startswith(suite) for line in done.stdout.splitlines()), done.stdout
+    assert "outcome: passed" in done.stdout
+    run_dir = only_run_dir(results)
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["outcome"] == "passed"
+    assert metadata["kernel"]["release"].startswith(release_prefix)
+    assert metadata["accelerator"]["name"] in ("kvm", "tcg")
+    assert metadata["qemu_version"]
+    assert metadata["boot_to_ssh_seconds"] > 0
+    data = json.loads((run_dir / "results.json").read_text())
+    assert {s["suite"] for s in data["suites"]} == SUITES
+    for suite in data["suites"]:
+        assert suite["passed"] > 0 and suite["failed"] == 0 and suite["errors"] == 0, suite
+    assert all(test["outcome"] in ("passed", "skipped") for test in data["tests"])
+    for suite in SUITES:
+        assert (run_dir / f"junit-{suite}.xml").is_file()
+    console = (run_dir / "console.log").read_text(errors="replace")
+    assert "lab-ready: sshd started on " + metadata["kernel"]["release"] in console
+    assert "Linux version" in (run_dir / "dmesg.txt").read_text()
+    return metadata
+
+
+def test_run_debian_6_1_all_suites_then_cached(tmp_path: Path) -> None:
+    first = lab("run", "--kernel", "debian:6.1", results=tmp_path / "first")
+    check_passing_run(first, tmp_path / "first", "6.1.")
+    # The second run must find everything in the cache and say so.
+    second = lab("run", "--kernel", "debian:6.1", results=tmp_path / "second")
+    metadata = check_passing_run(second, tmp_path / "second", "6.1.")
+    assert "(cached, nothing downloaded)" in second.stderr
+    assert "(cached, nothing rebuilt)" in second.stderr
+    assert "downloading" not in second.stderr and "building" not in second.stderr
+
+
+def test_run_debian_6_12_all_suites(tmp_path: Path) -> None:
+    done = lab("run", "--kernel", "debian:6.12", results=tmp_path)
+    check_passing_run(done, tmp_path, "6.12.")
+
+
+def test_missing_kernel_file_is_one_line_exit_2(tmp_path: Path) -> None:
+    done = lab("run", "--kernel", "/no/such/file", results=tmp_path, timeout=60)
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "/no/such/file" in lines[0] and "no such file" in lines[0], done.stderr
+    assert not (tmp_path.exists() and any(tmp_path.iterdir())), "a bad input must not start a run"
+
+
+def test_guest_with_another_host_key_is_refused(tmp_path: Path) -> None:
+    """The pinned host key is the only one accepted: a different pinned key makes the lab refuse."""
+    cache = cache_dir()
+    prepared = pipeline.prepare(parse_kernel_spec("debian:6.1"), cache, lambda message: None)
+    other = keys.ensure_keys(tmp_path / "other-lab")
+    timeouts = Timeouts().scaled_for("tcg")
+    with pipeline.booted(prepared, "tcg", tmp_path / "run", timeouts) as (machine, target):
+        assert target.run("cat /proc/sys/kernel/osrelease", 60).out.strip() == prepared.kernel.release
+        assert machine.ssh_port is not None
+        with pytest.raises(InfraError, match="not the pinned one"):
+            SshTarget.connect("127.0.0.1", machine.ssh_port, "root", prepared.keys.client_private,
+                              other.host_public, timeout=30)
+        # And a client key the guest does not know is refused by the guest.
+        with pytest.raises(InfraError, match="refused the lab's client key"):
+            SshTarget.connect("127.0.0.1", machine.ssh_port, "root", other.client_private,
+                              prepared.keys.host_public, timeout=30)
+        # Password logins are off and root's password is locked in the image.
+        config = target.run("sshd -T", 60).out
+        assert "passwordauthentication no" in config
+        assert target.run("getent shadow root | cut -d: -f2", 60).out.strip() in ("*", "!", "!*")
+    assert not machine.alive()
+
+
+def test_image_recipe_is_cached_by_hash() -> None:
+    cache = cache_dir()
+    recipe = image.default_recipe(keys.ensure_keys(cache))
+    first = image.build(recipe, cache, lambda message: None)
+    built_at = first.path.stat().st_mtime_ns
+    messages: list[str] = []
+    again = image.build(recipe, cache, messages.append)
+    assert again == first and again.digest == recipe.digest()
+    assert again.path.stat().st_mtime_ns == built_at
+    assert any("cached, nothing rebuilt" in m for m in messages), messages
