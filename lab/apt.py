@@ -52,7 +52,7 @@ def _parse_deb822(text: str) -> list[AptSource]:
                 continue
             key, value = line.split(":", 1)
             fields[key.strip().lower()] = value.strip()
-        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes") == "no":
+        if "deb" not in fields.get("types", "").split() or fields.get("enabled", "yes").lower() == "no":
             continue
         for uri in fields.get("uris", "").split():
             for suite in fields.get("suites", "").split():
@@ -72,6 +72,11 @@ def host_codename(os_release: Path = Path("/etc/os-release")) -> str:
     raise InfraError("cannot tell the host's Debian release: no VERSION_CODENAME in /etc/os-release")
 
 
+def _is_debian_archive(uri: str) -> bool:
+    """Debian's archive and its mirrors are laid out as .../debian and .../debian-security."""
+    return uri.rstrip("/").rsplit("/", 1)[-1] in ("debian", "debian-security")
+
+
 def debian_sources(codename: str, apt_dir: Path = APT_DIR) -> list[AptSource]:
     """The host's sources for this Debian release (main, -updates, -security), nothing third-party.
 
@@ -84,7 +89,8 @@ def debian_sources(codename: str, apt_dir: Path = APT_DIR) -> list[AptSource]:
         if path.is_file() and path.suffix in (".list", ".sources"):
             found += parse_sources_file(path)
     wanted = {codename, f"{codename}-updates", f"{codename}-security"}
-    chosen = [s for s in found if s.suite in wanted and "main" in s.components]
+    chosen = [s for s in found if s.suite in wanted and "main" in s.components
+              and (override or _is_debian_archive(s.uri))]
     if not any(s.suite == codename for s in chosen):
         where = override or str(apt_dir)
         raise InfraError(f"no apt source for Debian {codename} main in {where}; set LAB_APT_SOURCES to a sources file")
@@ -116,7 +122,11 @@ def newest(versions: list[tuple[str, str]]) -> tuple[str, str]:
 
 def kernel_package_pattern(series: str, flavour: str) -> re.Pattern[str]:
     # 6.1 -> linux-image-6.1.0-56-cloud-amd64-unsigned; 6.12 -> linux-image-6.12.113+deb12-cloud-amd64-unsigned
-    return re.compile(rf"^linux-image-{re.escape(series)}(\.\d+)*[-+][0-9a-z.+~-]*?-{re.escape(flavour)}-unsigned$")
+    # The ABI is the series, more numbers, then "-NN" / "+debNN" / "+bpo" parts; a flavour part
+    # (cloud, rt, amd64) starts with a letter, so "amd64" cannot match the cloud-amd64 package.
+    return re.compile(
+        rf"^linux-image-{re.escape(series)}(\.\d+)*(-\d[0-9a-z.~]*|\+[0-9a-z.~]+)*-{re.escape(flavour)}-unsigned$"
+    )
 
 
 def parse_show(text: str) -> list[tuple[str, str]]:

@@ -12,6 +12,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("crash", re.compile(r"Kernel panic - not syncing.*")),
     ("crash", re.compile(r"BUG: (?!soft lockup).*")),
     ("crash", re.compile(r"Oops: .*")),
+    ("crash", re.compile(r"kernel BUG at .*")),  # BUG_ON(); before 6.9 not followed by "Oops:"
+    ("crash", re.compile(r"\S.*: [0-9a-f]{4} \[#\d+\].*")),  # any x86 die() header: "invalid opcode: 0000 [#1] ..."
     ("crash", re.compile(r"general protection fault.*")),
     ("crash", re.compile(r"(KASAN|KFENCE|UBSAN): .*")),
     ("crash", re.compile(r"watchdog: BUG: soft lockup.*")),

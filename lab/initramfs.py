@@ -20,7 +20,7 @@ from pathlib import Path
 
 from . import guestinit
 from .errors import InfraError, UserError
-from .kernel import Kernel
+from .kernel import Kernel, sha256_file
 
 # What the guest needs before its root filesystem: the disk, the network, and their buses.
 WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_net")
@@ -109,8 +109,10 @@ def build(kernel: Kernel, cache: Path) -> Path:
     """The initramfs for this kernel, cached by kernel identity and init script."""
     modules = modules_for(kernel)
     init_script = guestinit.render_stage1([module_name(m) + ".ko" for m in modules])
+    # The modules' contents too: a local kernel rebuilt in place keeps its release and paths.
+    digests = [sha256_file(kernel.modules / m) for m in modules] if kernel.modules is not None else []
     key = hashlib.sha256(
-        "\n".join([FORMAT_VERSION, kernel.release, str(kernel.image), init_script, *modules]).encode()
+        "\n".join([FORMAT_VERSION, kernel.release, str(kernel.image), init_script, *modules, *digests]).encode()
     ).hexdigest()[:16]
     out = cache / "initramfs" / f"{kernel.release}-{key}.cpio"
     if out.is_file():

@@ -6,6 +6,7 @@ itself dies, even by SIGKILL, the pty closes and QEMU gets SIGHUP and exits.
 from __future__ import annotations
 
 import re
+import shlex
 import shutil
 import socket
 import subprocess
@@ -77,7 +78,8 @@ def qemu_argv(spec: MachineSpec, ssh_port: int | None) -> list[str]:
     if spec.rootfs is not None:
         argv += [
             # snapshot=on: the shared image is never written; every boot starts clean.
-            "-drive", f"file={spec.rootfs},format=raw,if=none,id=root,snapshot=on",
+            # QEMU splits option values at single commas; a comma in the path is written twice.
+            "-drive", f"file={str(spec.rootfs).replace(',', ',,')},format=raw,if=none,id=root,snapshot=on",
             "-device", "virtio-blk-pci,drive=root",
         ]
     if ssh_port is not None:
@@ -115,7 +117,7 @@ class Machine:
         self.spec.run_dir.mkdir(parents=True, exist_ok=True)
         self.ssh_port = free_port() if with_network else None
         argv = qemu_argv(self.spec, self.ssh_port)
-        (self.spec.run_dir / "qemu-cmdline.txt").write_text(" ".join(argv) + "\n")
+        (self.spec.run_dir / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
         self.started_at = time.monotonic()
         self._child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False)
         self.console = Console(self._child, self.console_log)

@@ -17,7 +17,7 @@ from .outcome import Outcome
 from .results import SuiteResult
 from .runrecord import RunRecord
 from .timeouts import Timeouts
-from .transport import ConnectionLost, SshTarget
+from .transport import CommandTimedOut, ConnectionLost, SshTarget
 
 Log = Callable[[str], None]
 PORT_ATTEMPTS = 3
@@ -152,17 +152,23 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 on_suite(result)
                 if result.error.startswith("timed out"):
                     break
-            runner.collect_dmesg(target, run_dir, timeouts.command)
+            try:
+                runner.collect_dmesg(target, run_dir, timeouts.command)
+            except CommandTimedOut as exc:  # a guest that hung a suite may not answer dmesg either
+                log(f"warning: no dmesg: {exc}")
     except BootFailed as exc:
         return finish(Outcome.BOOT_FAILED, exc.reason, exc.excerpt)
     except BootTimedOut as exc:
         return finish(Outcome.TIMED_OUT, f"boot: {exc.reason}", exc.excerpt)
-    except ConnectionLost as exc:
+    except (ConnectionLost, CommandTimedOut) as exc:
         text = (run_dir / "console.log").read_text(errors="replace") if (run_dir / "console.log").exists() else ""
         crash = _classify_console(text, all_passed=False)
         if crash and crash[0] is Outcome.KERNEL_CRASHED:
             return finish(*crash)
-        return finish(Outcome.LOST_CONNECTION, str(exc), machine.console.excerpt() if machine and machine.console else "")
+        excerpt = machine.console.excerpt() if machine and machine.console else ""
+        if isinstance(exc, CommandTimedOut):  # ship or another housekeeping command hung
+            return finish(Outcome.TIMED_OUT, str(exc), excerpt)
+        return finish(Outcome.LOST_CONNECTION, str(exc), excerpt)
     except InfraError as exc:
         return finish(Outcome.INFRA_ERROR, str(exc))
     except KeyboardInterrupt:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from .errors import InfraError
 from .outcome import Outcome
 from .results import SuiteResult
 
@@ -50,7 +51,12 @@ class RunRecord:
     @classmethod
     def create(cls, results_root: Path, kernel_label: str, request: dict[str, object]) -> "RunRecord":
         results_root.mkdir(parents=True, exist_ok=True)
-        return cls(results_root / new_run_id(kernel_label), request)
+        for _ in range(20):
+            try:
+                return cls(results_root / new_run_id(kernel_label), request)
+            except FileExistsError:
+                continue  # same kernel, same second, same random suffix: draw again
+        raise InfraError(f"cannot create a new run directory in {results_root}")
 
     def save(self) -> None:
         _write_json(self.directory / "metadata.json", self.metadata)

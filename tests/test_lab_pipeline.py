@@ -1,0 +1,297 @@
+"""lab.pipeline: console classification, and execute() deciding outcomes with the boot faked."""
+from __future__ import annotations
+
+import json
+from contextlib import contextmanager
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Iterator
+
+import pytest
+
+from lab import accel, image, pipeline, runner
+from lab.errors import InfraError
+from lab.kernel import Kernel
+from lab.kernelspec import DebianSpec
+from lab.keys import LabKeys
+from lab.machine import BootFailed, BootTimedOut
+from lab.outcome import Outcome
+from lab.results import FAILED, PASSED, SuiteResult
+from lab.results import TestRecord as Record
+from lab.timeouts import Timeouts
+from lab.transport import CommandResult, CommandTimedOut, ConnectionLost
+
+CLEAN = "[    2.1] Run /init as init process\r\nlab-ready: sshd started on 6.1.0-fake\r\n"
+WARN_LINE = "[   30.1] WARNING: CPU: 1 PID: 345 at kernel/bpf/hashtab.c:1234 htab_map_free+0x12/0x40"
+PANIC_LINE = "[   31.0] Kernel panic - not syncing: Fatal exception in interrupt"
+LOCKUP_LINE = "[   60.1] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [python3:345]"
+
+
+# --- _classify_console ------------------------------------------------------------------------------
+
+
+def test_classify_clean_console() -> None:
+    assert pipeline._classify_console(CLEAN, all_passed=True) is None
+    assert pipeline._classify_console(CLEAN, all_passed=False) is None
+
+
+def test_classify_crash_wins_whatever_the_tests_said() -> None:
+    text = CLEAN + WARN_LINE + "\r\n" + "filler\r\n" * 3 + PANIC_LINE + "\r\n"
+    for all_passed in (True, False):
+        outcome, reason, excerpt = pipeline._classify_console(text, all_passed)  # type: ignore[misc]
+        assert outcome is Outcome.KERNEL_CRASHED
+        assert reason == "Kernel panic - not syncing: Fatal exception in interrupt"
+        assert PANIC_LINE in excerpt and "\r" not in excerpt
+
+
+def test_classify_warning_only_when_everything_passed() -> None:
+    text = CLEAN + WARN_LINE + "\r\n"
+    outcome, reason, excerpt = pipeline._classify_console(text, all_passed=True)  # type: ignore[misc]
+    assert outcome is Outcome.KERNEL_WARNED
+    assert reason.startswith("WARNING: CPU: 1 PID: 345")
+    assert WARN_LINE in excerpt
+    # With failing tests, the failures are the outcome; the warning is in the console log.
+    assert pipeline._classify_console(text, all_passed=False) is None
+
+
+def test_classify_reports_the_first_crash() -> None:
+    text = CLEAN + LOCKUP_LINE + "\n" + PANIC_LINE + "\n"
+    result = pipeline._classify_console(text, all_passed=True)
+    assert result is not None and result[1].startswith("watchdog: BUG: soft lockup")
+
+
+# --- execute ------------------------------------------------------------------------------------------
+
+
+def ok_suite(name: str) -> SuiteResult:
+    return SuiteResult(name, [Record(name, f"test_{name}.py::t", PASSED, 0.1)], 1.0, 0)
+
+
+def failed_suite(name: str) -> SuiteResult:
+    return SuiteResult(name, [Record(name, f"test_{name}.py::t", FAILED, 0.1, "assert 0")], 1.0, 1)
+
+
+def timed_out_suite(name: str) -> SuiteResult:
+    return SuiteResult(name, [], 600.0, None, f"timed out: 'cd /root/lab/guest-tests && ...' did not finish within 600 s")
+
+
+class World:
+    """Everything execute() talks to, faked; tests set the attributes they care about."""
+
+    def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.tmp_path = tmp_path
+        self.console = CLEAN
+        self.boot_error: BaseException | None = None
+        self.accel_error: BaseException | None = None
+        self.ship_error: BaseException | None = None
+        self.dmesg_error: BaseException | None = None
+        self.suite_results: dict[str, SuiteResult | BaseException] = {}
+        self.suite_timeouts: list[float] = []
+        self.ran: list[str] = []
+        self.logged: list[str] = []
+        self.reported: list[SuiteResult] = []
+        self.target = SimpleNamespace(name="fake target")
+        monkeypatch.setattr(pipeline, "qemu_version", lambda: "7.2.22")
+        monkeypatch.setattr(accel, "choose", self._choose)
+        monkeypatch.setattr(pipeline, "booted", self._booted)
+        monkeypatch.setattr(runner, "ship", self._ship)
+        monkeypatch.setattr(runner, "run_suite", self._run_suite)
+        monkeypatch.setattr(runner, "collect_dmesg", self._dmesg)
+
+    def _choose(self, requested: str, *args: object) -> accel.AccelChoice:
+        if self.accel_error:
+            raise self.accel_error
+        return accel.AccelChoice("tcg", "a KVM boot failed", probed=True)
+
+    @contextmanager
+    def _booted(self, prepared: pipeline.Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
+                extra_cmdline: str = "") -> Iterator[tuple[object, object]]:
+        (run_dir / "console.log").write_text(self.console)
+        if self.boot_error:
+            raise self.boot_error
+        yield SimpleNamespace(ssh_port=40022, console=None), self.target
+
+    def _ship(self, target: object, timeout: float) -> int:
+        assert target is self.target
+        if self.ship_error:
+            raise self.ship_error
+        return 10
+
+    def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float) -> SuiteResult:
+        self.ran.append(name)
+        self.suite_timeouts.append(timeout)
+        result = self.suite_results.get(name, ok_suite(name))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _dmesg(self, target: object, run_dir: Path, timeout: float) -> None:
+        if self.dmesg_error:
+            raise self.dmesg_error
+        (run_dir / "dmesg.txt").write_text("dmesg\n")
+
+    def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None
+                ) -> pipeline.RunOutcome:
+        kernel = Kernel(self.tmp_path / "vmlinuz", "6.1.0-fake", None, None, {"origin": "debian"})
+        keys = LabKeys(self.tmp_path / "c", "ssh-ed25519 AAAA c", self.tmp_path / "h", "ssh-ed25519 BBBB")
+        prepared = pipeline.Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
+                                     self.tmp_path / "initrd", keys, {"kernel": 0.1})
+        request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
+                                      suite_timeout)
+        return pipeline.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    return World(tmp_path, monkeypatch)
+
+
+def metadata(outcome: pipeline.RunOutcome) -> dict:
+    return json.loads((outcome.record.directory / "metadata.json").read_text())
+
+
+def test_everything_passes(world: World) -> None:
+    result = world.execute()
+    assert result.outcome is Outcome.PASSED and result.reason == "every suite passed"
+    assert world.ran == ["maps", "dump", "pin"]
+    assert [s.name for s in world.reported] == ["maps", "dump", "pin"]
+    data = metadata(result)
+    assert data["outcome"] == "passed"
+    assert data["accelerator"] == {"name": "tcg", "reason": "a KVM boot failed", "probed": True}
+    assert data["kernel"]["release"] == "6.1.0-fake" and data["kernel"]["origin"] == "debian"
+    assert data["ssh_port"] == 40022
+    assert [data["stages"][s]["status"] for s in ("accelerator", "ship", "suite:maps", "suite:dump", "suite:pin")] == [
+        "done"] * 5
+    results = json.loads((result.record.directory / "results.json").read_text())
+    assert [s["suite"] for s in results["suites"]] == ["maps", "dump", "pin"]
+    assert (result.record.directory / "dmesg.txt").is_file()
+
+
+def test_timeouts_are_scaled_and_the_suite_timeout_applies(world: World) -> None:
+    result = world.execute(suite_timeout=42)
+    assert world.suite_timeouts == [42, 42, 42]
+    recorded = metadata(result)["timeouts"]
+    assert recorded["suite"] == 42
+    assert recorded["boot"] == Timeouts().scaled_for("tcg").boot
+
+
+def test_a_failing_suite_is_failed(world: World) -> None:
+    world.suite_results["dump"] = failed_suite("dump")
+    result = world.execute()
+    assert result.outcome is Outcome.FAILED
+    assert result.reason == "failures in suite(s): dump"
+    assert world.ran == ["maps", "dump", "pin"]  # a failure does not stop the run
+
+
+def test_a_warning_with_green_suites_is_kernel_warned(world: World) -> None:
+    world.console = CLEAN + WARN_LINE + "\r\n"
+    result = world.execute()
+    assert result.outcome is Outcome.KERNEL_WARNED
+    assert metadata(result)["console_excerpt"].count("WARNING: CPU: 1") == 1
+
+
+def test_a_warning_with_failing_suites_is_failed(world: World) -> None:
+    world.console = CLEAN + WARN_LINE + "\r\n"
+    world.suite_results["maps"] = failed_suite("maps")
+    assert world.execute().outcome is Outcome.FAILED
+
+
+def test_a_crash_on_the_console_is_never_green(world: World) -> None:
+    world.console = CLEAN + PANIC_LINE + "\r\n"
+    result = world.execute()
+    assert result.outcome is Outcome.KERNEL_CRASHED
+    assert result.reason == "Kernel panic - not syncing: Fatal exception in interrupt"
+    assert PANIC_LINE in metadata(result)["console_excerpt"]
+
+
+def test_a_suite_timeout_stops_the_run(world: World) -> None:
+    world.suite_results["dump"] = timed_out_suite("dump")
+    result = world.execute()
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.reason.startswith("suite dump: timed out")
+    assert world.ran == ["maps", "dump"]  # pin did not run on a guest that may be hung
+    assert [s.name for s in result.suites] == ["maps", "dump"]
+
+
+def test_a_suite_timeout_with_a_lockup_on_the_console_is_a_crash(world: World) -> None:
+    world.suite_results["maps"] = timed_out_suite("maps")
+    world.console = CLEAN + LOCKUP_LINE + "\r\n"
+    assert world.execute().outcome is Outcome.KERNEL_CRASHED
+
+
+def test_a_suite_timeout_on_a_hung_guest_still_ends_with_an_outcome(world: World) -> None:
+    # The guest that did not finish the suite does not answer dmesg either.
+    world.suite_results["maps"] = timed_out_suite("maps")
+    world.dmesg_error = CommandTimedOut("dmesg", 120, "")
+    result = world.execute()
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.reason.startswith("suite maps: timed out")
+    assert metadata(result)["outcome"] == "timed-out"
+
+
+def test_a_hung_upload_ends_with_an_outcome(world: World) -> None:
+    world.ship_error = CommandTimedOut("rm -rf /root/lab", 120, "")
+    result = world.execute()
+    assert result.outcome is Outcome.TIMED_OUT
+    assert metadata(result)["outcome"] == "timed-out"
+    assert metadata(result)["stages"]["ship"]["status"] == "failed"
+    assert world.ran == []
+
+
+def test_boot_failure(world: World) -> None:
+    world.boot_error = BootFailed("QEMU exited before init was ready", "Kernel panic - not syncing: VFS")
+    result = world.execute()
+    assert result.outcome is Outcome.BOOT_FAILED
+    assert result.reason == "QEMU exited before init was ready"
+    assert metadata(result)["console_excerpt"] == "Kernel panic - not syncing: VFS"
+    assert world.ran == [] and result.suites == []
+
+
+def test_boot_timeout(world: World) -> None:
+    world.boot_error = BootTimedOut("the console was silent for 80 s", "Probing EDD (edd=off to disable)... ok")
+    result = world.execute()
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.reason == "boot: the console was silent for 80 s"
+
+
+def test_lost_connection_with_a_crash_on_the_console_is_a_crash(world: World) -> None:
+    world.console = CLEAN + "[   12.0] BUG: kernel NULL pointer dereference, address: 0000000000000008\r\n"
+    world.suite_results["dump"] = ConnectionLost("the SSH connection broke during 'pytest'")
+    result = world.execute()
+    assert result.outcome is Outcome.KERNEL_CRASHED
+    assert result.reason == "BUG: kernel NULL pointer dereference, address: 0000000000000008"
+    assert metadata(result)["stages"]["suite:dump"]["status"] == "failed"
+
+
+def test_lost_connection_with_a_clean_console(world: World) -> None:
+    world.console = CLEAN + WARN_LINE + "\r\n"  # a warning alone does not explain a lost connection
+    world.suite_results["dump"] = ConnectionLost("the SSH connection broke during 'pytest'")
+    result = world.execute()
+    assert result.outcome is Outcome.LOST_CONNECTION
+    assert "connection broke" in result.reason
+    assert [s.name for s in result.suites] == ["maps"]
+
+
+def test_infra_error(world: World) -> None:
+    world.accel_error = InfraError("qemu-system-x86_64 is not installed (run `make setup`)")
+    result = world.execute()
+    assert result.outcome is Outcome.INFRA_ERROR
+    assert "not installed" in result.reason
+    assert metadata(result)["stages"]["accelerator"]["status"] == "failed"
+
+
+def test_interrupt_is_recorded_then_raised(world: World) -> None:
+    world.suite_results["dump"] = KeyboardInterrupt("signal 15")
+    with pytest.raises(KeyboardInterrupt):
+        world.execute()
+    [run] = list((world.tmp_path / "results").iterdir())
+    data = json.loads((run / "metadata.json").read_text())
+    assert data["outcome"] == "interrupted"
+    assert data["stages"]["suite:dump"]["status"] == "failed"
+
+
+def test_the_record_exists_even_when_everything_fails_early(world: World) -> None:
+    world.boot_error = BootFailed("QEMU could not forward the SSH port", "")
+    result = world.execute()
+    assert (result.record.directory / "results.json").is_file()
+    assert metadata(result)["image"]["digest"] == "ab" * 32

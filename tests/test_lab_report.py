@@ -1,0 +1,62 @@
+"""lab.report: the terminal summary."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from lab import report
+from lab.outcome import Outcome
+from lab.results import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
+from lab.results import TestRecord as Record
+
+
+def suite(name: str, outcomes: list[str], wall: float = 1.25, error: str = "") -> SuiteResult:
+    records = [Record(name, f"test_{name}.py::t{i}", o, 0.1) for i, o in enumerate(outcomes)]
+    return SuiteResult(name, records, wall, 0 if not error else None, error)
+
+
+def _column_ends(header: str) -> list[int]:
+    ends, inside = [], False
+    for index, char in enumerate(header + " "):
+        if char != " " and not inside:
+            inside = True
+        elif char == " " and inside:
+            inside = False
+            ends.append(index)
+    return ends
+
+
+def test_suite_line_counts_line_up_with_the_header() -> None:
+    result = suite("maps", [PASSED] * 12 + [FAILED] * 3 + [SKIPPED] * 2 + [ERROR], wall=73.46)
+    line = report.suite_line(result)
+    fields = line.split()
+    assert fields == ["maps", "12", "3", "2", "1", "73.5s"]
+    # Right-aligned numbers end where their header words end.
+    ends = _column_ends(report.HEADER)
+    assert [h for h in report.HEADER.split()] == ["suite", "passed", "failed", "skipped", "errors", "time"]
+    for value, end in zip(fields[1:5], ends[1:5]):
+        assert line[end - len(value) : end] == value
+    assert line.index("73.5s") + len("73.5s") == ends[5]  # the time, unit included, ends under "time"
+
+
+def test_suite_line_shows_the_error() -> None:
+    line = report.suite_line(suite("pin", [], wall=600.0, error="timed out: 'pytest' did not finish within 600 s"))
+    assert line.endswith("  (timed out: 'pytest' did not finish within 600 s)")
+    assert line.split()[:5] == ["pin", "0", "0", "0", "0"]
+    assert "\n" not in line
+
+
+def test_summary_with_suites(tmp_path: Path) -> None:
+    suites = [suite("maps", [PASSED, PASSED]), suite("dump", [PASSED, FAILED])]
+    text = report.summary(suites, Outcome.FAILED, "failures in suite(s): dump", tmp_path / "run-1")
+    lines = text.splitlines()
+    assert lines[0] == report.HEADER
+    assert lines[1] == report.suite_line(suites[0]) and lines[2] == report.suite_line(suites[1])
+    assert lines[3] == "outcome: failed (failures in suite(s): dump)"
+    assert lines[4] == f"results: {tmp_path / 'run-1'}"
+    assert len(lines) == 5
+
+
+def test_summary_without_suites(tmp_path: Path) -> None:
+    text = report.summary([], Outcome.BOOT_FAILED, "QEMU exited before init was ready", tmp_path)
+    assert text.splitlines() == ["no suite ran", "outcome: boot-failed (QEMU exited before init was ready)",
+                                 f"results: {tmp_path}"]

@@ -1,0 +1,337 @@
+"""lab.runner against a local Target: commands run with subprocess, the guest's / is a tmp dir."""
+from __future__ import annotations
+
+import configparser
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from lab import runner
+from lab.errors import UserError
+from lab.results import FAILED, PASSED, SKIPPED, SuiteResult
+from lab.transport import CommandResult, CommandTimedOut
+
+
+class LocalTarget:
+    """The runner's Target contract (run/put_tree/get), in-process: the guest's / is `root`.
+
+    Paths under runner.REMOTE_ROOT are mapped into root; commands run with bash; `python3`
+    is this interpreter and `dmesg` prints a canned kernel log.
+    """
+
+    def __init__(self, root: Path, bin_dir: Path) -> None:
+        self.root = root
+        self.bin_dir = bin_dir
+        self.commands: list[str] = []
+
+    def local(self, remote: str) -> Path:
+        assert remote.startswith(runner.REMOTE_ROOT), remote
+        return self.root / remote.lstrip("/")
+
+    def _map(self, command: str) -> str:
+        return command.replace(runner.REMOTE_ROOT, str(self.root / runner.REMOTE_ROOT.lstrip("/")))
+
+    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        self.commands.append(command)
+        env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
+        env.pop("PYTEST_ADDOPTS", None)
+        proc = subprocess.Popen(["bash", "-c", self._map(command)], cwd=self.root, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            out, err = proc.communicate()
+            if stdout_sink:
+                with stdout_sink.open("ab") as sink:
+                    sink.write(out)
+            raise CommandTimedOut(command, timeout, out.decode(errors="replace")) from None
+        if stdout_sink:
+            with stdout_sink.open("ab") as sink:
+                sink.write(out)
+        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+        count = 0
+        for path in sorted(local_dir.rglob("*")):
+            relative = path.relative_to(local_dir)
+            if "__pycache__" in relative.parts or path.name.startswith("."):
+                continue
+            target = self.local(remote_dir) / relative
+            if path.is_dir():
+                target.mkdir()
+            else:
+                shutil.copy2(path, target)
+                count += 1
+        return count
+
+    def get(self, remote: str, local: Path) -> bool:
+        source = self.local(remote)
+        if not source.is_file():
+            return False
+        shutil.copyfile(source, local)
+        return True
+
+
+FAKE_SUITE = '''\
+import pytest
+
+
+def test_one():
+    pass
+
+
+def test_two(record_property):
+    record_property("errno", "E2BIG")
+
+
+def test_three():
+    assert 1 == 2, "map is not empty"
+
+
+def test_four():
+    pytest.skip("no BPF_MAP_TYPE_BLOOM_FILTER here")
+'''
+
+DIES = '''\
+import os
+import sys
+
+sys.stderr.write("guest python is broken\\n")
+sys.stderr.flush()
+os._exit(3)
+'''
+
+SLOW = '''\
+import time
+
+
+def test_hangs():
+    print("started", flush=True)
+    time.sleep(60)
+'''
+
+
+@pytest.fixture
+def guest_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A stand-in guest-tests/ tree, and SUITES pointing into it."""
+    tree = tmp_path / "guest-tests"
+    (tree / "suites").mkdir(parents=True)
+    (tree / "pytest.ini").write_text("[pytest]\njunit_family = xunit1\n")
+    (tree / "conftest.py").write_text(
+        "import pytest\n\n\n@pytest.fixture(scope='session', autouse=True)\n"
+        "def _facts(record_testsuite_property):\n    record_testsuite_property('kernel_release', '6.1.0-fake')\n")
+    (tree / "suites" / "test_fake.py").write_text(FAKE_SUITE)
+    (tree / "suites" / "test_dies.py").write_text(DIES)
+    (tree / "suites" / "test_slow.py").write_text(SLOW)
+    (tree / "__pycache__").mkdir()
+    (tree / "__pycache__" / "junk.pyc").write_bytes(b"junk")
+    monkeypatch.setattr(runner, "GUEST_TESTS_DIR", tree)
+    monkeypatch.setattr(runner, "SUITES", {"fake": "suites/test_fake.py", "dies": "suites/test_dies.py",
+                                           "slow": "suites/test_slow.py"})
+    return tree
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> LocalTarget:
+    root = tmp_path / "guest-root"
+    root.mkdir()
+    bin_dir = tmp_path / "guest-bin"
+    bin_dir.mkdir()
+    (bin_dir / "python3").write_text(f"#!/bin/sh\nexec {shlex.quote(sys.executable)} \"$@\"\n")
+    (bin_dir / "dmesg").write_text("#!/bin/sh\necho '[    0.000000] Linux version 6.1.0-fake'\n"
+                                   "echo '[    2.125760] Run /init as init process'\n")
+    for script in bin_dir.iterdir():
+        script.chmod(0o755)
+    return LocalTarget(root, bin_dir)
+
+
+@pytest.fixture
+def run_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "run"
+    directory.mkdir()
+    return directory
+
+
+# --- parse_suites / suite_command ----------------------------------------------------------------
+
+
+def test_parse_suites_keeps_order_and_drops_duplicates() -> None:
+    assert runner.parse_suites("maps,dump,pin") == ["maps", "dump", "pin"]
+    assert runner.parse_suites("pin,maps") == ["pin", "maps"]
+    assert runner.parse_suites("dump,maps,dump,maps") == ["dump", "maps"]
+    assert runner.parse_suites(" maps , pin ,") == ["maps", "pin"]
+
+
+@pytest.mark.parametrize("text, named", [("nope", "nope"), ("maps,nope,pin", "nope"), ("maps,Maps", "Maps"),
+                                         ("", "''"), (",,", "',,'")])
+def test_parse_suites_unknown_is_a_user_error_naming_it(text: str, named: str) -> None:
+    with pytest.raises(UserError) as caught:
+        runner.parse_suites(text)
+    message = str(caught.value)
+    assert named in message
+    assert all(name in message for name in runner.SUITES)  # says what there is
+
+
+def test_default_suites_exist_in_guest_tests() -> None:
+    for name, path in runner.SUITES.items():
+        assert (runner.GUEST_TESTS_DIR / path).is_file(), name
+    ini = configparser.ConfigParser()
+    ini.read(runner.GUEST_TESTS_DIR / "pytest.ini")
+    assert ini["pytest"]["junit_family"] == "xunit1"
+
+
+def test_suite_command_words() -> None:
+    words = shlex.split(runner.suite_command("maps"))
+    assert words[:3] == ["cd", runner.REMOTE_TESTS, "&&"]
+    assert words[3:6] == ["python3", "-m", "pytest"]
+    assert f"--junitxml={runner.REMOTE_OUT}/maps.xml" in words
+    assert words[words.index("-o") + 1] == "junit_family=xunit1"
+    assert words[-1] == runner.SUITES["maps"]
+
+
+@pytest.mark.parametrize("name, path", [
+    ("a b", "suites/test a b.py"),
+    ("x'; touch /tmp/pwned; echo '", "suites/te'st\"$(touch pwned).py"),
+    ("$(reboot)", "suites/`reboot`.py"),
+    ("x && reboot", "suites/x;reboot.py"),
+])
+def test_suite_command_cannot_be_injected(name: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runner, "SUITES", {name: path})
+    words = shlex.split(runner.suite_command(name))
+    assert words.count("&&") == 1  # only the command's own
+    assert f"--junitxml={runner.REMOTE_OUT}/{name}.xml" in words
+    assert words[-1] == path
+
+
+def test_suite_command_injection_does_not_run(guest_tests: Path, target: LocalTarget, run_dir: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    name, path = "x'; touch pwned-name; echo '", "suites/te st'; touch pwned-path; '.py"
+    monkeypatch.setattr(runner, "SUITES", {name: path})
+    runner.ship(target, 30)
+    result = runner.run_suite(target, name, run_dir, 60)
+    assert result.pytest_rc not in (None, 0)  # pytest ran, and found no such file
+    assert not list(target.root.rglob("pwned*")) and not list(run_dir.rglob("pwned*"))
+
+
+# --- ship ------------------------------------------------------------------------------------------
+
+
+def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -> None:
+    stale = target.local(runner.REMOTE_TESTS) / "suites" / "test_stale.py"
+    stale.parent.mkdir(parents=True)
+    stale.write_text("def test_old(): pass\n")
+    old_report = target.local(runner.REMOTE_OUT) / "fake.xml"
+    old_report.parent.mkdir(parents=True)
+    old_report.write_text("<testsuite/>")
+
+    count = runner.ship(target, 30)
+    assert count == 5  # pytest.ini, conftest.py and three suites; no __pycache__
+    remote = target.local(runner.REMOTE_TESTS)
+    assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()) == [
+        "conftest.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_slow.py"]
+    assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
+    assert target.local(runner.REMOTE_OUT).is_dir()
+    assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
+
+
+# --- run_suite ---------------------------------------------------------------------------------------
+
+
+def test_run_suite_parses_the_report(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    result = runner.run_suite(target, "fake", run_dir, 120)
+    assert result.name == "fake" and result.error == ""
+    assert result.pytest_rc == 1
+    outcomes = {r.name: r.outcome for r in result.records}
+    assert outcomes == {"test_fake.py::test_one": PASSED, "test_fake.py::test_two": PASSED,
+                        "test_fake.py::test_three": FAILED, "test_fake.py::test_four": SKIPPED}
+    by_name = {r.name: r for r in result.records}
+    assert by_name["test_fake.py::test_two"].properties == {"errno": "E2BIG"}
+    assert result.properties == {"kernel_release": "6.1.0-fake"}  # record_testsuite_property
+    assert by_name["test_fake.py::test_four"].skip_reason == "no BPF_MAP_TYPE_BLOOM_FILTER here"
+    assert not result.ok
+    assert (run_dir / "junit-fake.xml").is_file()
+    log = (run_dir / "fake.log").read_text()
+    assert "1 failed, 2 passed, 1 skipped" in log
+    assert "SKIPPED" in log  # -rs lists skip reasons
+    assert 0 < result.wall_seconds < 120
+
+
+def test_run_suite_without_a_report(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    result = runner.run_suite(target, "dies", run_dir, 120)
+    assert result.records == []
+    assert result.pytest_rc == 3
+    assert result.error.startswith("pytest wrote no report (exit 3)")
+    assert not result.ok
+    assert not (run_dir / "junit-dies.xml").exists()
+
+
+def test_run_suite_without_pytest_says_why(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    (target.bin_dir / "python3").write_text("#!/bin/sh\necho '/usr/bin/python3: No module named pytest' >&2\nexit 1\n")
+    result = runner.run_suite(target, "fake", run_dir, 60)
+    assert result.pytest_rc == 1 and result.records == []
+    assert result.error == "pytest wrote no report (exit 1): /usr/bin/python3: No module named pytest"
+    assert "No module named pytest" in (run_dir / "fake.log").read_text()  # stderr goes to the log too
+
+
+def test_run_suite_timeout_is_recorded_not_raised(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    started = time.monotonic()
+    result = runner.run_suite(target, "slow", run_dir, 2)
+    assert time.monotonic() - started < 30
+    assert result.records == [] and result.pytest_rc is None
+    assert result.error.startswith("timed out:")
+    assert "2 s" in result.error
+    assert not result.ok
+    assert 1.5 < result.wall_seconds < 30
+
+
+def test_run_suite_with_a_target_that_times_out(run_dir: Path) -> None:
+    class Hung:
+        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+            raise CommandTimedOut(command, timeout, "partial")
+
+        def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+            raise AssertionError
+
+        def get(self, remote: str, local: Path) -> bool:
+            raise AssertionError("no report is fetched after a timeout")
+
+    result = runner.run_suite(Hung(), "maps", run_dir, 300)
+    assert result.error.startswith("timed out:") and "300 s" in result.error
+    assert result.pytest_rc is None
+
+
+def test_run_suites_reports_each_suite_in_order(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    seen: list[SuiteResult] = []
+    results = runner.run_suites(target, ["fake", "dies"], run_dir, 120, seen.append)
+    assert [r.name for r in results] == ["fake", "dies"]
+    assert seen == results
+
+
+def test_collect_dmesg(target: LocalTarget, run_dir: Path) -> None:
+    runner.collect_dmesg(target, run_dir, 30)
+    text = (run_dir / "dmesg.txt").read_text()
+    assert text.splitlines() == ["[    0.000000] Linux version 6.1.0-fake", "[    2.125760] Run /init as init process"]
+    assert target.commands == ["dmesg"]
+
+
+def test_collect_dmesg_timeout_propagates(run_dir: Path) -> None:
+    class Hung:
+        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+            raise CommandTimedOut(command, timeout, "")
+
+    with pytest.raises(CommandTimedOut):
+        runner.collect_dmesg(Hung(), run_dir, 1)  # type: ignore[arg-type]
+    assert not (run_dir / "dmesg.txt").exists()
