@@ -133,3 +133,59 @@ def test_image_recipe_is_cached_by_hash() -> None:
     assert again == first and again.digest == recipe.digest()
     assert again.path.stat().st_mtime_ns == built_at
     assert any("cached, nothing rebuilt" in m for m in messages), messages
+
+
+def _start_lab_run(results: Path) -> subprocess.Popen[str]:
+    env = {**os.environ, "LAB_RESULTS": str(results)}
+    return subprocess.Popen([sys.executable, "-m", "lab", "run", "--kernel", "debian:6.1"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_stage(results: Path, stage: str, timeout: float = 300) -> Path:
+    """Wait until the run's metadata.json shows the stage running (the guest is up by then)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for metadata in results.glob("*/metadata.json"):
+            try:
+                stages = json.loads(metadata.read_text())["stages"]
+            except (ValueError, KeyError):
+                continue
+            if stage in stages:
+                return metadata.parent
+        time.sleep(0.2)
+    raise AssertionError(f"stage {stage} never started")
+
+
+@pytest.mark.parametrize("signum", [2, 15], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_stops_qemu_and_says_interrupted(tmp_path: Path, signum: int) -> None:
+    process = _start_lab_run(tmp_path)
+    try:
+        run_dir = _wait_for_stage(tmp_path, "suite:maps")
+        assert qemu_pids(), "the guest should be running during the suite"
+        process.send_signal(signum)
+        process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["outcome"] == "interrupted"
+    assert (run_dir / "console.log").stat().st_size > 0
+
+
+def test_lab_killed_with_sigkill_takes_qemu_with_it(tmp_path: Path) -> None:
+    """QEMU runs on the lab's pty: when the lab dies, the pty closes and QEMU exits (SIGHUP)."""
+    import time
+
+    before = qemu_pids()
+    process = _start_lab_run(tmp_path)
+    _wait_for_stage(tmp_path, "suite:maps")
+    ours = qemu_pids() - before
+    assert ours
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 30
+    while qemu_pids() & ours and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not qemu_pids() & ours, "QEMU outlived a SIGKILLed lab"
