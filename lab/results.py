@@ -11,7 +11,7 @@ PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
 @dataclass(frozen=True)
 class TestRecord:
     suite: str
-    name: str  # pytest's node id within the suite file, e.g. test_maps.py::test_update_noexist
+    name: str  # pytest's node id within the suite file, e.g. test_map_basics.py::test_update_noexist
     outcome: str  # passed | failed | skipped | error
     duration: float
     message: str = ""

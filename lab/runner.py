@@ -18,11 +18,12 @@ REMOTE_ROOT = "/root/lab"
 REMOTE_TESTS = f"{REMOTE_ROOT}/guest-tests"
 REMOTE_OUT = f"{REMOTE_ROOT}/out"
 
-# Suite name -> its file in guest-tests/, in the order they run.
+# Suite name -> its directory in guest-tests/ (pytest collects every test_*.py in it; file
+# names are unique across suites), in the order they run.
 SUITES: dict[str, str] = {
-    "maps": "suites/test_maps.py",
-    "dump": "suites/test_dump.py",
-    "pin": "suites/test_pin.py",
+    "maps": "suites/maps",
+    "dump": "suites/dump",
+    "pin": "suites/pin",
 }
 
 
