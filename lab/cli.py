@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepared = pipeline.prepare(spec, cache, log)
     request = pipeline.RunRequest(spec, args.kernel, suites, args.accel,
                                   Path(args.results) if args.results else results_dir(),
-                                  args.suite_timeout, args.cmdline)
+                                  args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout)
     header_printed = False
 
     def on_suite(result: SuiteResult) -> None:
@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     _kernel_args(run)
     run.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
     run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
-    run.add_argument("--suite-timeout", type=float, help="seconds per suite (default scales with the accelerator)")
+    run.add_argument("--suite-timeout", type=float, help="seconds per suite (default 150, x4 under TCG)")
+    run.add_argument("--boot-timeout", type=float, help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
     run.set_defaults(func=cmd_run)
     return parser
 

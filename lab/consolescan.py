@@ -19,6 +19,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("crash", re.compile(r"watchdog: BUG: soft lockup.*")),
     ("crash", re.compile(r"INFO: task \S+ blocked for more than.*")),
     ("crash", re.compile(r"rcu: INFO: \S+ (self-)?detected stalls?.*")),
+    # The lab's init never reboots or powers off, so either on the console is unexpected.
+    ("crash", re.compile(r"reboot: (Restarting system|Power down).*")),
     ("warning", re.compile(r"WARNING: .*")),
     ("warning", re.compile(r"possible (circular|recursive) locking dependency detected.*")),
 ]

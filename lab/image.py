@@ -19,6 +19,7 @@ from typing import Callable
 
 from . import apt, guestinit
 from .errors import InfraError
+from .kernel import sha256_file
 from .keys import LabKeys
 from .paths import IMAGES_DIR
 
@@ -120,17 +121,30 @@ def _image_size_bytes(root: Path) -> int:
     return (used * 3 // 2 + (512 << 20)) // (1 << 20) * (1 << 20)
 
 
+def _cache_problem(recorded: dict[str, object], digest: str, path: Path) -> str | None:
+    """Why a cached image cannot be used, or None. The file's sha256 is only recomputed when
+    its size or mtime changed, so a normal cache hit costs a stat, not a read of the image."""
+    if recorded.get("digest") != digest:
+        return "does not match its recipe hash"
+    stat = path.stat()
+    if (stat.st_size, stat.st_mtime_ns) == (recorded.get("rootfs_size"), recorded.get("rootfs_mtime_ns")):
+        return None
+    if sha256_file(path) != recorded.get("rootfs_sha256"):
+        return "does not match the sha256 recorded when it was built"
+    return None
+
+
 def build(recipe: ImageRecipe, cache: Path, log: Log, force: bool = False) -> Image:
     digest = recipe.digest()
     directory = cache / "images" / digest[:16]
     path = directory / "rootfs.ext4"
     meta = directory / "image.json"
     if not force and meta.is_file() and path.is_file():
-        recorded = json.loads(meta.read_text())
-        if recorded.get("digest") == digest:
+        problem = _cache_problem(json.loads(meta.read_text()), digest, path)
+        if problem is None:
             log(f"image: {digest[:16]} (cached, nothing rebuilt)")
             return Image(path, digest)
-        log(f"warning: cached image {directory} does not match its recipe hash; rebuilding")
+        log(f"warning: cached image {path} {problem}; rebuilding")
     log(f"image: building {digest[:16]} with mmdebstrap ({recipe.codename}); this takes a few minutes")
     started = time.monotonic()
     directory.parent.mkdir(parents=True, exist_ok=True)
@@ -169,8 +183,11 @@ def build(recipe: ImageRecipe, cache: Path, log: Log, force: bool = False) -> Im
         directory.mkdir()
         out.rename(path)
         shutil.copyfile(build_log, directory / "build.log")
+        stat = path.stat()
         meta.write_text(json.dumps({"digest": digest, "codename": recipe.codename, "packages": list(recipe.packages),
                                     "sources": [s.one_line() for s in recipe.sources],
+                                    "rootfs_sha256": sha256_file(path), "rootfs_size": stat.st_size,
+                                    "rootfs_mtime_ns": stat.st_mtime_ns,
                                     "build_seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
     log(f"image: built in {time.monotonic() - started:.0f} s")
     return Image(path, digest)

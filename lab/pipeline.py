@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
@@ -42,6 +42,8 @@ class RunRequest:
     suite_timeout: float | None = None
     extra_cmdline: str = ""
     timeouts: Timeouts = field(default_factory=Timeouts)
+    tree: runner.TestTree | None = None  # None: guest-tests/ and its suites
+    boot_timeout: float | None = None
 
 
 @dataclass
@@ -136,6 +138,8 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
             choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
         record.set("accelerator", {"name": choice.accel, "reason": choice.reason, "probed": choice.probed})
         timeouts = request.timeouts.scaled_for(choice.accel).with_suite(request.suite_timeout)
+        if request.boot_timeout is not None:
+            timeouts = replace(timeouts, boot=request.boot_timeout)
         record.set("timeouts", timeouts.__dict__)
         boot_started = time.monotonic()
         with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
@@ -143,17 +147,21 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
             record.set("boot_to_ssh_seconds", round(time.monotonic() - boot_started, 3))
             record.set("ssh_port", m.ssh_port)
             with record.stage("ship"):
-                runner.ship(target, timeouts.command)
+                runner.ship(target, timeouts.command, request.tree)
             for name in request.suites:
                 with record.stage(f"suite:{name}"):
-                    result = runner.run_suite(target, name, run_dir, timeouts.suite)
+                    result = runner.run_suite(target, name, run_dir, timeouts.suite, request.tree)
                 suites.append(result)
-                record.add_suite(result)
+                record.add_suite(result)  # saved before anything else can go wrong
                 on_suite(result)
+                if result.lost:
+                    raise ConnectionLost(result.error)
                 if result.error.startswith("timed out"):
                     break
+            # A guest that just hung a suite may not answer at all: ask briefly then.
+            dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
             try:
-                runner.collect_dmesg(target, run_dir, timeouts.command)
+                runner.collect_dmesg(target, run_dir, dmesg_timeout)
             except CommandTimedOut as exc:  # a guest that hung a suite may not answer dmesg either
                 log(f"warning: no dmesg: {exc}")
     except BootFailed as exc:

@@ -30,6 +30,7 @@ class SuiteResult:
     pytest_rc: int | None = None
     error: str = ""  # why the suite did not finish, if it did not
     properties: dict[str, str] = field(default_factory=dict)  # suite-wide facts (probed features)
+    lost: bool = False  # the connection to the target broke during this suite
 
     def count(self, outcome: str) -> int:
         return sum(1 for record in self.records if record.outcome == outcome)

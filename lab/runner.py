@@ -5,14 +5,16 @@ over SSH are the same to it.
 """
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Protocol
 
 from .errors import UserError
 from .paths import GUEST_TESTS_DIR
-from .results import SuiteResult, parse_junit, parse_suite_properties
-from .transport import CommandResult, CommandTimedOut, quote_command
+from .results import ERROR, SuiteResult, TestRecord, parse_junit, parse_suite_properties
+from .transport import CommandResult, CommandTimedOut, ConnectionLost, quote_command
 
 REMOTE_ROOT = "/root/lab"
 REMOTE_TESTS = f"{REMOTE_ROOT}/guest-tests"
@@ -25,6 +27,21 @@ SUITES: dict[str, str] = {
     "dump": "suites/dump",
     "pin": "suites/pin",
 }
+
+
+STREAM_PREFIX = "@@lab-test "  # guest-tests/labstream.py writes these lines
+
+
+@dataclass(frozen=True)
+class TestTree:
+    """What gets shipped (a guest-tests directory) and where each suite is in it."""
+
+    root: Path
+    suites: dict[str, str]
+
+
+def default_tree() -> TestTree:
+    return TestTree(GUEST_TESTS_DIR, SUITES)
 
 
 class Target(Protocol):
@@ -41,26 +58,69 @@ def parse_suites(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def ship(target: Target, timeout: float) -> int:
+def ship(target: Target, timeout: float, tree: TestTree | None = None) -> int:
+    tree = tree or default_tree()
     target.run(quote_command(["rm", "-rf", REMOTE_ROOT]), timeout)
     target.run(quote_command(["mkdir", "-p", REMOTE_TESTS, REMOTE_OUT]), timeout)
-    return target.put_tree(GUEST_TESTS_DIR, REMOTE_TESTS)
+    return target.put_tree(tree.root, REMOTE_TESTS)
 
 
-def suite_command(suite: str) -> str:
-    argv = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rs",
-            f"--junitxml={REMOTE_OUT}/{suite}.xml", "-o", "junit_family=xunit1", SUITES[suite]]
+def suite_command(suite: str, tree: TestTree | None = None) -> str:
+    tree = tree or default_tree()
+    argv = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs",
+            f"--junitxml={REMOTE_OUT}/{suite}.xml", "-o", "junit_family=xunit1", tree.suites[suite]]
     return f"cd {quote_command([REMOTE_TESTS])} && {quote_command(argv)}"
 
 
-def run_suite(target: Target, suite: str, run_dir: Path, timeout: float) -> SuiteResult:
-    """Run one suite; a timeout is recorded in the result (the guest is still there)."""
+def _short_name(nodeid: str) -> str:
+    """suites/maps/test_a.py::test_b[x/y] -> test_a.py::test_b[x/y], as in the JUnit records."""
+    path, sep, rest = nodeid.partition("::")
+    return path.rsplit("/", 1)[-1] + sep + rest
+
+
+def records_from_stream(log_text: str, suite: str, why_unfinished: str) -> list[TestRecord]:
+    """Results of the tests that finished, from labstream's lines; a started test that never
+    finished is an error carrying why (the guest died or the suite timed out under it)."""
+    finished: dict[str, TestRecord] = {}
+    running: list[str] = []
+    for line in log_text.splitlines():
+        # pytest -q may have put progress dots before it on the same line.
+        at = line.find(STREAM_PREFIX)
+        if at < 0:
+            continue
+        try:
+            event = json.loads(line[at + len(STREAM_PREFIX):])
+        except ValueError:
+            continue  # a line cut off when the guest died
+        nodeid = str(event.get("nodeid", ""))
+        if event.get("event") == "start":
+            running.append(nodeid)
+        elif event.get("event") == "end":
+            if nodeid in running:
+                running.remove(nodeid)
+            message = str(event.get("message", ""))
+            outcome = str(event.get("outcome", ERROR))
+            finished[nodeid] = TestRecord(suite, _short_name(nodeid), outcome, float(event.get("duration", 0.0)),
+                                          "" if outcome == "skipped" else message,
+                                          message if outcome == "skipped" else "")
+    unfinished = [TestRecord(suite, _short_name(nodeid), ERROR, 0.0, why_unfinished) for nodeid in running]
+    return [*finished.values(), *unfinished]
+
+
+def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None) -> SuiteResult:
+    """Run one suite. A timeout or a lost connection still gives the tests that finished."""
     log = run_dir / f"{suite}.log"
     started = time.monotonic()
     try:
-        result = target.run(suite_command(suite), timeout, stdout_sink=log)
+        result = target.run(suite_command(suite, tree), timeout, stdout_sink=log)
     except CommandTimedOut as exc:
-        return SuiteResult(suite, [], time.monotonic() - started, None, f"timed out: {exc}")
+        why = f"timed out: {exc}"
+        partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
+        return SuiteResult(suite, partial, time.monotonic() - started, None, why)
+    except ConnectionLost as exc:
+        why = f"lost connection: {exc}"
+        partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
+        return SuiteResult(suite, partial, time.monotonic() - started, None, why, lost=True)
     wall = time.monotonic() - started
     if result.err:
         with log.open("a") as handle:
@@ -78,10 +138,10 @@ def collect_dmesg(target: Target, run_dir: Path, timeout: float) -> None:
 
 
 def run_suites(target: Target, suites: list[str], run_dir: Path, timeout: float,
-               on_suite: Callable[[SuiteResult], None]) -> list[SuiteResult]:
+               on_suite: Callable[[SuiteResult], None], tree: TestTree | None = None) -> list[SuiteResult]:
     results = []
     for suite in suites:
-        result = run_suite(target, suite, run_dir, timeout)
+        result = run_suite(target, suite, run_dir, timeout, tree)
         on_suite(result)
         results.append(result)
     return results

@@ -12,6 +12,7 @@ import select
 import shlex
 import socket
 import stat
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,9 @@ from .errors import InfraError
 # connection problems itself, as one line.
 logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
+
+
+SFTP_TIMEOUT = 120.0  # seconds one SFTP request may take
 
 
 class ConnectionLost(Exception):
@@ -114,14 +118,23 @@ class SshTarget:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionLost("the SSH connection is closed")
+        deadline = time.monotonic() + timeout
+        # paramiko waits for the server's answer to open/exec without a bound; a frozen guest
+        # never answers. Past the deadline the guard closes the transport, which ends the wait.
+        guard = threading.Timer(timeout, transport.close)
+        guard.daemon = True
+        guard.start()
         try:
-            channel = transport.open_session()
+            channel = transport.open_session(timeout=timeout)
             channel.exec_command(command)
         except (paramiko.SSHException, OSError, EOFError) as exc:
+            if time.monotonic() >= deadline:
+                raise CommandTimedOut(command, timeout, "") from exc
             raise ConnectionLost(f"SSH failed starting {command!r}: {exc}") from exc
+        finally:
+            guard.cancel()
         out, err = bytearray(), bytearray()
         sink = stdout_sink.open("ab") if stdout_sink else None
-        deadline = time.monotonic() + timeout
         try:
             while True:
                 while channel.recv_ready():
@@ -154,6 +167,8 @@ class SshTarget:
         if self._sftp is None:
             try:
                 self._sftp = self._client.open_sftp()
+                # Reads from a frozen guest would wait forever; a bound turns that into an error.
+                self._sftp.get_channel().settimeout(SFTP_TIMEOUT)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise ConnectionLost(f"SFTP failed: {exc}") from exc
         return self._sftp
@@ -170,7 +185,8 @@ class SshTarget:
         count = 0
         for path in sorted(local_dir.rglob("*")):
             relative = path.relative_to(local_dir)
-            if "__pycache__" in relative.parts or path.name.startswith("."):
+            # Caches and dot-directories (.mypy_cache, .pytest_cache) are never shipped, nor what is in them.
+            if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
                 continue
             target = posixpath.join(remote_dir, *relative.parts)
             try:

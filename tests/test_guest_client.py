@@ -734,7 +734,9 @@ def test_from_fd_closes_a_non_map_fd_on_failure() -> None:
 
 
 @pytest.mark.parametrize("suite", ["maps", "dump", "pin"])
-def test_smoke_suite_passes_on_host(suite: str, tmp_path: Path, features: Features) -> None:
+def test_smoke_suite_passes_on_host(
+    suite: str, tmp_path: Path, features: Features, record_property: Recorder
+) -> None:
     xml = tmp_path / "junit.xml"
     env = dict(os.environ, PYTHONDONTWRITEBYTECODE="1")
     env.pop("PYTEST_ADDOPTS", None)
@@ -748,5 +750,11 @@ def test_smoke_suite_passes_on_host(suite: str, tmp_path: Path, features: Featur
     suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
     totals = {key: sum(int(s.get(key, "0")) for s in suites) for key in ("tests", "failures", "errors", "skipped")}
     assert totals["tests"] > 0 and totals["failures"] == 0 and totals["errors"] == 0, totals
-    if features.has_batch:  # on this kernel nothing in the smoke suites should skip
-        assert totals["skipped"] == 0, proc.stdout
+    if features.has_batch:  # on this kernel nothing in the smoke suites should skip...
+        # ...except the RFC's BPF_MAP_DUMP tests, which skip by probe on every
+        # stock kernel: allowed, but counted, and only with that reason.
+        reasons = [s.get("message", "") for s in root.iter("skipped")]
+        probed = [r for r in reasons if "kernel has no BPF_MAP_DUMP" in r]
+        assert len(probed) == totals["skipped"], proc.stdout
+        assert suite == "dump" or not probed, proc.stdout
+        record_property("skipped_for_absent_bpf_map_dump", len(probed))

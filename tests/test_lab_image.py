@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import os
 import json
 import stat
 from pathlib import Path
@@ -140,13 +142,20 @@ def test_default_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert the_recipe.keys == lab_keys
 
 
+def _record(digest: str, rootfs: Path) -> dict[str, object]:
+    stat = rootfs.stat()
+    return {"digest": digest, "rootfs_sha256": hashlib.sha256(rootfs.read_bytes()).hexdigest(),
+            "rootfs_size": stat.st_size, "rootfs_mtime_ns": stat.st_mtime_ns}
+
+
 def test_build_returns_a_cached_image_without_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     the_recipe = recipe()
     digest = the_recipe.digest()
     directory = tmp_path / "images" / digest[:16]
     directory.mkdir(parents=True)
-    (directory / "rootfs.ext4").write_bytes(b"ext4")
-    (directory / "image.json").write_text(json.dumps({"digest": digest}))
+    rootfs = directory / "rootfs.ext4"
+    rootfs.write_bytes(b"ext4")
+    (directory / "image.json").write_text(json.dumps(_record(digest, rootfs)))
 
     def no_build(*args: object) -> None:
         raise AssertionError("a cached image was rebuilt")
@@ -183,3 +192,39 @@ def test_build_with_a_mismatched_record_rebuilds(tmp_path: Path, monkeypatch: py
     assert argv[-2:] == [s.one_line() for s in SOURCES]
     assert any("does not match" in line for line in lines)
     assert not list((tmp_path / "images").glob(".build-*"))  # the temporary directory is gone
+
+
+def test_a_touched_but_intact_image_is_still_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    the_recipe = recipe()
+    directory = tmp_path / "images" / the_recipe.digest()[:16]
+    directory.mkdir(parents=True)
+    rootfs = directory / "rootfs.ext4"
+    rootfs.write_bytes(b"ext4")
+    (directory / "image.json").write_text(json.dumps(_record(the_recipe.digest(), rootfs)))
+    os.utime(rootfs, ns=(1, 1))  # mtime changed: the sha256 is checked, and it still matches
+    monkeypatch.setattr(image, "_run_logged", lambda *args: pytest.fail("rebuilt an intact image"))
+    lines: list[str] = []
+    assert image.build(the_recipe, tmp_path, lines.append).path == rootfs
+    assert "cached" in lines[-1]
+
+
+def test_a_corrupted_cached_image_is_rebuilt_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    the_recipe = recipe()
+    directory = tmp_path / "images" / the_recipe.digest()[:16]
+    directory.mkdir(parents=True)
+    rootfs = directory / "rootfs.ext4"
+    rootfs.write_bytes(b"ext4")
+    (directory / "image.json").write_text(json.dumps(_record(the_recipe.digest(), rootfs)))
+    rootfs.write_bytes(b"EXT4")  # same size, other content, new mtime
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(argv: list[str], log_path: Path, what: str) -> None:
+        raise Stop
+
+    monkeypatch.setattr(image, "_run_logged", fake_run)
+    lines: list[str] = []
+    with pytest.raises(Stop):
+        image.build(the_recipe, tmp_path, lines.append)
+    assert any(line.startswith("warning:") and "sha256" in line for line in lines), lines

@@ -111,13 +111,13 @@ class World:
             raise self.boot_error
         yield SimpleNamespace(ssh_port=40022, console=None), self.target
 
-    def _ship(self, target: object, timeout: float) -> int:
+    def _ship(self, target: object, timeout: float, tree: object = None) -> int:
         assert target is self.target
         if self.ship_error:
             raise self.ship_error
         return 10
 
-    def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float) -> SuiteResult:
+    def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float, tree: object = None) -> SuiteResult:
         self.ran.append(name)
         self.suite_timeouts.append(timeout)
         result = self.suite_results.get(name, ok_suite(name))

@@ -128,6 +128,8 @@ def guest_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tree / "conftest.py").write_text(
         "import pytest\n\n\n@pytest.fixture(scope='session', autouse=True)\n"
         "def _facts(record_testsuite_property):\n    record_testsuite_property('kernel_release', '6.1.0-fake')\n")
+    # The real streaming plugin: the runner loads it with -p labstream.
+    shutil.copy(runner.GUEST_TESTS_DIR / "labstream.py", tree / "labstream.py")
     (tree / "suites" / "test_fake.py").write_text(FAKE_SUITE)
     (tree / "suites" / "test_dies.py").write_text(DIES)
     (tree / "suites" / "test_slow.py").write_text(SLOW)
@@ -234,10 +236,10 @@ def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -
     old_report.write_text("<testsuite/>")
 
     count = runner.ship(target, 30)
-    assert count == 5  # pytest.ini, conftest.py and three suites; no __pycache__
+    assert count == 6  # pytest.ini, conftest.py, labstream.py and three suites; no __pycache__
     remote = target.local(runner.REMOTE_TESTS)
     assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()) == [
-        "conftest.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_slow.py"]
+        "conftest.py", "labstream.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_slow.py"]
     assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
     assert target.local(runner.REMOTE_OUT).is_dir()
     assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
@@ -290,7 +292,9 @@ def test_run_suite_timeout_is_recorded_not_raised(guest_tests: Path, target: Loc
     started = time.monotonic()
     result = runner.run_suite(target, "slow", run_dir, 2)
     assert time.monotonic() - started < 30
-    assert result.records == [] and result.pytest_rc is None
+    # The test that was running when time ran out is an error saying so (from the stream).
+    assert [(r.name, r.outcome) for r in result.records] == [("test_slow.py::test_hangs", "error")]
+    assert result.records[0].message.startswith("timed out:") and result.pytest_rc is None
     assert result.error.startswith("timed out:")
     assert "2 s" in result.error
     assert not result.ok
@@ -336,3 +340,31 @@ def test_collect_dmesg_timeout_propagates(run_dir: Path) -> None:
     with pytest.raises(CommandTimedOut):
         runner.collect_dmesg(Hung(), run_dir, 1)  # type: ignore[arg-type]
     assert not (run_dir / "dmesg.txt").exists()
+
+
+STREAM_LOG = '''\
+@@lab-test {"event": "start", "nodeid": "suites/maps/test_a.py::test_ok"}
+.@@lab-test {"duration": 0.1, "event": "end", "message": "", "nodeid": "suites/maps/test_a.py::test_ok", "outcome": "passed"}
+@@lab-test {"event": "start", "nodeid": "suites/maps/test_a.py::test_skip[x/y]"}
+s@@lab-test {"duration": 0.0, "event": "end", "message": "kernel lacks X", "nodeid": "suites/maps/test_a.py::test_skip[x/y]", "outcome": "skipped"}
+@@lab-test {"event": "start", "nodeid": "suites/maps/test_a.py::test_bad"}
+F@@lab-test {"duration": 0.2, "event": "end", "message": "assert 1 == 2", "nodeid": "suites/maps/test_a.py::test_bad", "outcome": "failed"}
+@@lab-test {"event": "start", "nodeid": "suites/maps/test_a.py::test_dies"}
+@@lab-test {"event": "end", "nodeid": "suites/maps/test_a.py::test_cut
+'''
+
+
+def test_records_from_stream_keep_finished_tests_and_blame_the_running_one() -> None:
+    records = runner.records_from_stream(STREAM_LOG, "maps", "lost connection: guest died")
+    got = [(r.name, r.outcome, r.message, r.skip_reason) for r in records]
+    assert got == [
+        ("test_a.py::test_ok", "passed", "", ""),
+        ("test_a.py::test_skip[x/y]", "skipped", "", "kernel lacks X"),
+        ("test_a.py::test_bad", "failed", "assert 1 == 2", ""),
+        ("test_a.py::test_dies", "error", "lost connection: guest died", ""),
+    ]
+    assert all(r.suite == "maps" for r in records)
+
+
+def test_records_from_stream_of_an_empty_log() -> None:
+    assert runner.records_from_stream("collected 0 items\n", "pin", "why") == []

@@ -1,0 +1,189 @@
+"""Read-only and write-only map fds (create flags, GET_FD_BY_ID open flags,
+OBJ_GET file flags) and MAP_FREEZE."""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bpfmap import (
+    BpfMap,
+    Cmd,
+    Features,
+    FileFlag,
+    MapFlag,
+    MapType,
+    errno_name,
+    map_get_fd_by_id,
+    obj_get,
+)
+from mapsuite import Recorder, errno_of, k, need_cmd, outcome, v
+
+RD, WR = int(MapFlag.RDONLY), int(MapFlag.WRONLY)
+
+
+def can(call: Callable[[], object]) -> str:
+    """"ok", "EPERM", or another errno name for a permission probe."""
+    return outcome(call)
+
+
+def perms(m: BpfMap) -> dict[str, str]:
+    """What an fd may do, exercised on key 1 (present) / key 2 (absent)."""
+    return {
+        "lookup": can(lambda: m.lookup(k(1))),
+        "get_next_key": can(lambda: m.get_next_key()),
+        "update": can(lambda: m.update(k(1), v(11))),
+        "delete": can(lambda: m.delete(k(2))),
+        "lookup_and_delete": can(lambda: m.lookup_and_delete(k(2))),
+    }
+
+
+READ_ONLY = {"lookup": "ok", "get_next_key": "ok", "update": "EPERM", "delete": "EPERM",
+             "lookup_and_delete": "EPERM"}
+# delete of the absent key 2 passes the permission check and reaches the map.
+WRITE_ONLY = {"lookup": "EPERM", "get_next_key": "EPERM", "update": "ok", "delete": "ENOENT",
+              "lookup_and_delete": "EPERM"}
+
+
+@pytest.fixture
+def hmap(features: Features) -> Iterator[BpfMap]:
+    need_cmd(features, Cmd.MAP_LOOKUP_AND_DELETE_ELEM)
+    with BpfMap.create(MapType.HASH, 4, 8, 8, name="access") as m:
+        m.update(k(1), v(1))
+        yield m
+
+
+def test_create_rdonly() -> None:
+    with BpfMap.create(MapType.HASH, 4, 8, 8, RD) as m:
+        assert errno_of(lambda: m.update(k(1), v(1))) == errno.EPERM
+        assert errno_of(lambda: m.lookup(k(1))) == errno.ENOENT, "reads pass the check"
+        assert errno_of(lambda: m.get_next_key()) == errno.ENOENT
+        assert errno_of(lambda: m.delete(k(1))) == errno.EPERM
+        assert m.info().map_flags & (RD | WR) == 0, "RDONLY belongs to the fd, not the map"
+    with BpfMap.create(MapType.ARRAY, 4, 8, 2, RD) as m:
+        assert m.lookup(k(0)) == bytes(8)
+
+
+def test_create_wronly() -> None:
+    with BpfMap.create(MapType.HASH, 4, 8, 8, WR) as m:
+        m.update(k(1), v(1))
+        assert errno_of(lambda: m.lookup(k(1))) == errno.EPERM
+        assert errno_of(lambda: m.get_next_key()) == errno.EPERM
+        m.delete(k(1))
+        assert errno_of(lambda: m.delete(k(1))) == errno.ENOENT
+
+
+def test_rdonly_and_wronly_together_are_einval(hmap: BpfMap, bpffs: Path) -> None:
+    assert errno_of(lambda: BpfMap.create(MapType.HASH, 4, 8, 8, RD | WR)) == errno.EINVAL
+    assert errno_of(lambda: map_get_fd_by_id(hmap.info().id, RD | WR)) == errno.EINVAL
+    hmap.pin(bpffs / "m")
+    assert errno_of(lambda: obj_get(bpffs / "m", RD | WR)) == errno.EINVAL
+
+
+@pytest.mark.parametrize(("flags", "want"), [(RD, READ_ONLY), (WR, WRITE_ONLY)], ids=["RDONLY", "WRONLY"])
+def test_get_fd_by_id_open_flags(hmap: BpfMap, flags: int, want: dict[str, str]) -> None:
+    with BpfMap.from_id(hmap.info().id, flags) as m:
+        assert perms(m) == want
+    assert hmap.lookup(k(1)) in (v(1), v(11)), "the original fd keeps full access"
+    hmap.update(k(1), v(5))
+    assert hmap.lookup(k(1)) == v(5)
+
+
+@pytest.mark.parametrize(("flags", "want"), [(RD, READ_ONLY), (WR, WRITE_ONLY)], ids=["RDONLY", "WRONLY"])
+def test_obj_get_file_flags(hmap: BpfMap, bpffs: Path, flags: int, want: dict[str, str]) -> None:
+    hmap.pin(bpffs / "m")
+    with BpfMap.from_fd(obj_get(bpffs / "m", flags)) as m:
+        assert perms(m) == want
+
+
+def test_unknown_open_flags_are_einval(hmap: BpfMap) -> None:
+    for flags in (1, 1 << 5, 1 << 20):
+        assert errno_of(lambda: map_get_fd_by_id(hmap.info().id, flags)) == errno.EINVAL
+
+
+def test_create_flags_bind_only_the_returned_fd() -> None:
+    # map_flags RDONLY is not kept on the map (the info shows it), so a new
+    # fd opened by ID without open flags can write.
+    with BpfMap.create(MapType.HASH, 4, 8, 8, RD) as ro:
+        with BpfMap.from_id(ro.info().id, int(FileFlag.NONE)) as rw:
+            rw.update(k(1), v(7))
+        assert ro.lookup(k(1)) == v(7)
+
+
+# -- MAP_FREEZE ------------------------------------------------------------------
+
+
+@pytest.fixture
+def frozen(hmap: BpfMap, features: Features) -> BpfMap:
+    need_cmd(features, Cmd.MAP_FREEZE)
+    hmap.freeze()
+    return hmap
+
+
+def fdinfo_frozen(m: BpfMap) -> str | None:
+    with open(f"/proc/self/fdinfo/{m.fd}", encoding="ascii") as f:
+        for line in f:
+            if line.startswith("frozen:"):
+                return line.split()[1]
+    return None
+
+
+def test_frozen_map_refuses_writes_and_allows_reads(frozen: BpfMap) -> None:
+    assert errno_of(lambda: frozen.update(k(1), v(2))) == errno.EPERM
+    assert errno_of(lambda: frozen.update(k(3), v(3))) == errno.EPERM
+    assert errno_of(lambda: frozen.delete(k(1))) == errno.EPERM
+    assert errno_of(lambda: frozen.lookup_and_delete(k(1))) == errno.EPERM
+    assert frozen.lookup(k(1)) == v(1)
+    assert frozen.get_next_key() == k(1)
+    assert fdinfo_frozen(frozen) == "1"
+
+
+def test_freeze_binds_every_fd(frozen: BpfMap) -> None:
+    # Frozen is a property of the map: a fresh read-write fd cannot write.
+    with BpfMap.from_id(frozen.info().id) as other:
+        assert errno_of(lambda: other.update(k(1), v(2))) == errno.EPERM
+        assert other.lookup(k(1)) == v(1)
+
+
+def test_freeze_array(features: Features) -> None:
+    need_cmd(features, Cmd.MAP_FREEZE)
+    with BpfMap.create(MapType.ARRAY, 4, 8, 2) as m:
+        m.update(k(0), v(9))
+        assert fdinfo_frozen(m) == "0"
+        m.freeze()
+        assert errno_of(lambda: m.update(k(0), v(1))) == errno.EPERM
+        assert m.lookup(k(0)) == v(9)
+
+
+def test_freeze_twice(frozen: BpfMap, record_property: Recorder) -> None:
+    """A second freeze was EBUSY; newer kernels check write access first and a
+    frozen map has none, so EPERM. Either is accepted and recorded."""
+    err = errno_of(frozen.freeze)
+    record_property("second_freeze_errno", errno_name(err))
+    assert err in (errno.EBUSY, errno.EPERM)
+
+
+def test_freeze_through_readonly_fd(hmap: BpfMap, features: Features, record_property: Recorder) -> None:
+    """Older kernels let an RDONLY fd freeze the map, newer ones want write
+    access (EPERM). Either is accepted; the map must match what was said."""
+    need_cmd(features, Cmd.MAP_FREEZE)
+    with BpfMap.from_id(hmap.info().id, RD) as ro:
+        result = outcome(ro.freeze)
+    record_property("freeze_rdonly_fd", result)
+    assert result in ("ok", "EPERM")
+    if result == "ok":
+        assert errno_of(lambda: hmap.update(k(1), v(2))) == errno.EPERM
+    else:
+        hmap.update(k(1), v(2))  # still writable
+        assert fdinfo_frozen(hmap) == "0"
+
+
+def test_freeze_through_writeonly_fd(hmap: BpfMap, features: Features) -> None:
+    need_cmd(features, Cmd.MAP_FREEZE)
+    with BpfMap.from_id(hmap.info().id, WR) as wo:
+        wo.freeze()
+    assert errno_of(lambda: hmap.update(k(1), v(2))) == errno.EPERM
+    assert hmap.lookup(k(1)) == v(1)

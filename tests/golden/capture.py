@@ -1,0 +1,94 @@
+"""Capture the golden console logs in tests/golden/console/ from real guests.
+
+Not part of `make test` (the logs are committed); run it again to refresh them:
+
+    apt-get install linux-headers-$(release)   # to build labsplat.ko for the 6.1 kernel
+    .venv/bin/python tests/golden/capture.py [--kernel debian:6.1] [KIND ...]
+
+Each kind boots a fresh guest, makes the kernel print one kind of report (sysrq,
+fsfreeze, the reboot syscall, or the labsplat test module), and keeps the whole console.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from lab import pipeline  # noqa: E402
+from lab.kernelspec import parse_kernel_spec  # noqa: E402
+from lab.paths import cache_dir  # noqa: E402
+from lab.timeouts import Timeouts  # noqa: E402
+from lab.transport import CommandTimedOut, ConnectionLost  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+MODULE = "/root/labsplat.ko"
+
+# kind -> shell command run in the guest to provoke it
+KINDS: dict[str, str] = {
+    "clean": "true",
+    "panic": "echo c > /proc/sysrq-trigger",
+    "warning": f"insmod {MODULE} kind=warn",
+    "bug": f"insmod {MODULE} kind=bug",
+    "null-deref": f"insmod {MODULE} kind=null",
+    "gpf": f"insmod {MODULE} kind=gpf",
+    "soft-lockup": f"echo 1 > /proc/sys/kernel/watchdog_thresh; insmod {MODULE} kind=softlockup",
+    "rcu-stall": ("echo 60 > /proc/sys/kernel/watchdog_thresh; "
+                  "echo 3 > /sys/module/rcupdate/parameters/rcu_cpu_stall_timeout; "
+                  f"insmod {MODULE} kind=rcustall"),
+    "hung-task": ("echo 2 > /proc/sys/kernel/hung_task_timeout_secs; fsfreeze -f /; "
+                  "(touch /frozen-write &); sleep 10; fsfreeze -u /"),
+    "reboot": "python3 -c 'import ctypes; ctypes.CDLL(None).reboot(0x01234567)'",
+}
+NEEDS_MODULE = {"warning", "bug", "null-deref", "gpf", "soft-lockup", "rcu-stall"}
+
+
+def build_module(release: str, workdir: Path) -> Path:
+    headers = Path(f"/usr/src/linux-headers-{release}")
+    if not headers.is_dir():
+        raise SystemExit(f"no {headers}: apt-get install linux-headers-{release}")
+    source = workdir / "labsplat"
+    shutil.copytree(HERE / "labsplat", source)
+    subprocess.run(["make", "-s", "-C", str(headers), f"M={source}", "modules"], check=True)
+    return source / "labsplat.ko"
+
+
+def capture(prepared: pipeline.Prepared, kind: str, module: Path | None, out_dir: Path, workdir: Path) -> Path:
+    run_dir = workdir / kind
+    with pipeline.booted(prepared, "tcg", run_dir, Timeouts().scaled_for("tcg")) as (machine, target):
+        if module is not None:
+            target.put(module, MODULE)
+        try:
+            target.run(KINDS[kind], timeout=90)
+            time.sleep(3)  # let the report finish printing
+        except (ConnectionLost, CommandTimedOut):
+            pass  # the kinds that take the kernel down end the connection
+        machine.console.wait_closed(5) if machine.console else None
+    out = out_dir / f"{kind}-{prepared.kernel.release}.log"
+    out.write_bytes((run_dir / "console.log").read_bytes())
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--kernel", default="debian:6.1")
+    parser.add_argument("kinds", nargs="*", default=list(KINDS))
+    args = parser.parse_args()
+    prepared = pipeline.prepare(parse_kernel_spec(args.kernel), cache_dir(), print)
+    out_dir = HERE / "console"
+    out_dir.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        module = build_module(prepared.kernel.release, workdir) if NEEDS_MODULE & set(args.kinds) else None
+        for kind in args.kinds:
+            print(f"{kind}: {capture(prepared, kind, module if kind in NEEDS_MODULE else None, out_dir, workdir)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
