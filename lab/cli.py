@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import image, kernel, keys, pipeline, report, runner
+from . import consolescan, image, kernel, keys, pipeline, report, runner
 from .errors import InfraError, UserError
 from .kernelspec import DEFAULT_KERNEL, parse_kernel_spec
 from .outcome import USER_ERROR_EXIT, Outcome, exit_code
@@ -90,7 +90,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepared = pipeline.prepare(spec, cache, log)
     request = pipeline.RunRequest(spec, args.kernel, suites, args.accel,
                                   Path(args.results) if args.results else results_dir(),
-                                  args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout)
+                                  args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout,
+                                  splats=consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
     header_printed = False
 
     def on_suite(result: SuiteResult) -> None:
@@ -137,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
     run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
     run.add_argument("--suite-timeout", type=float, help="seconds per suite (default 150, x4 under TCG)")
+    run.add_argument("--allow-splat", action="append", default=[], metavar="REGEX",
+                     help="a console splat matching this is accepted (repeatable)")
+    run.add_argument("--deny-splat", action="append", default=[], metavar="REGEX",
+                     help="a console line matching this fails the run like a WARNING (repeatable)")
     run.add_argument("--boot-timeout", type=float, help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
     run.set_defaults(func=cmd_run)
     return parser

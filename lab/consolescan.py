@@ -33,14 +33,26 @@ class Finding:
     line: int  # 1-based line in the console log
 
 
-def scan(text: str) -> list[Finding]:
+@dataclass(frozen=True)
+class SplatPolicy:
+    """Which splats count: `allow` patterns drop a finding (a known, accepted warning);
+    `deny` patterns add lines that fail a run like a warning does."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+def scan(text: str, policy: SplatPolicy = SplatPolicy()) -> list[Finding]:
+    allowed = [re.compile(p) for p in policy.allow]
+    patterns = PATTERNS + [("warning", re.compile(rf"(?:{p}).*")) for p in policy.deny]
     findings = []
     for number, line in enumerate(text.replace("\r", "").splitlines(), start=1):
         body = re.sub(r"^\[\s*\d+\.\d+\]\s*", "", line)  # drop the printk timestamp
-        for kind, pattern in PATTERNS:
+        for kind, pattern in patterns:
             match = pattern.match(body)
             if match:
-                findings.append(Finding(kind, match[0].strip(), number))
+                if not any(allow.search(body) for allow in allowed):
+                    findings.append(Finding(kind, match[0].strip(), number))
                 break
     return findings
 

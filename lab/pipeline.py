@@ -44,6 +44,7 @@ class RunRequest:
     timeouts: Timeouts = field(default_factory=Timeouts)
     tree: runner.TestTree | None = None  # None: guest-tests/ and its suites
     boot_timeout: float | None = None
+    splats: consolescan.SplatPolicy = field(default_factory=consolescan.SplatPolicy)
 
 
 @dataclass
@@ -103,8 +104,9 @@ def booted(prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeout
         machine.stop()
 
 
-def _classify_console(text: str, all_passed: bool) -> tuple[Outcome, str, str] | None:
-    findings = consolescan.scan(text)
+def _classify_console(text: str, all_passed: bool,
+                      policy: consolescan.SplatPolicy = consolescan.SplatPolicy()) -> tuple[Outcome, str, str] | None:
+    findings = consolescan.scan(text, policy)
     crashes = [f for f in findings if f.kind == "crash"]
     if crashes:
         return Outcome.KERNEL_CRASHED, crashes[0].title, consolescan.excerpt_around(text, crashes[0].line)
@@ -170,7 +172,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         return finish(Outcome.TIMED_OUT, f"boot: {exc.reason}", exc.excerpt)
     except (ConnectionLost, CommandTimedOut) as exc:
         text = (run_dir / "console.log").read_text(errors="replace") if (run_dir / "console.log").exists() else ""
-        crash = _classify_console(text, all_passed=False)
+        crash = _classify_console(text, all_passed=False, policy=request.splats)
         if crash and crash[0] is Outcome.KERNEL_CRASHED:
             return finish(*crash)
         excerpt = machine.console.excerpt() if machine and machine.console else ""
@@ -184,7 +186,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         raise
     console_text = (run_dir / "console.log").read_text(errors="replace")
     all_passed = all(s.ok for s in suites)
-    classified = _classify_console(console_text, all_passed)
+    classified = _classify_console(console_text, all_passed, request.splats)
     if classified:
         return finish(*classified)
     timed_out = [s for s in suites if s.error.startswith("timed out")]

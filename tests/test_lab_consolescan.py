@@ -193,3 +193,16 @@ def test_excerpt_around() -> None:
     assert excerpt.splitlines() == ["line 48", "line 49", "line 50", "line 51", "line 52"]
     assert consolescan.excerpt_around(text, 1, before=5, after=2).splitlines() == ["line 1", "line 2"]
     assert "\r" not in consolescan.excerpt_around(text, 10)
+
+
+def test_allow_list_drops_a_known_splat_and_deny_list_adds_one() -> None:
+    from lab.consolescan import SplatPolicy, scan
+
+    text = ("[    1.0] WARNING: CPU: 0 PID: 1 at drivers/known.c:5 known_quirk+0x1/0x2\n"
+            "[    2.0] WARNING: CPU: 1 PID: 9 at kernel/bpf/syscall.c:10 map_create+0x1/0x2\n"
+            "[    3.0] bpf: lab-specific complaint\n")
+    assert [f.line for f in scan(text)] == [1, 2]
+    allowed = scan(text, SplatPolicy(allow=(r"drivers/known\.c",)))
+    assert [f.line for f in allowed] == [2]
+    denied = scan(text, SplatPolicy(deny=(r"bpf: lab-specific",)))
+    assert [(f.kind, f.line) for f in denied] == [("warning", 1), ("warning", 2), ("warning", 3)]
