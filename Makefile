@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio busybox-static kmod bpftool
+HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio busybox-static kmod bpftool gcc libc6-dev
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup host-deps venv run test unit bench clean
@@ -43,6 +43,7 @@ unit: venv
 
 bench: setup
 	$(BIN)/python -m lab.bench
+	$(SUDO) $(BIN)/python -m lab.bench_client
 
 clean:
 	rm -rf $(VENV) results

@@ -20,6 +20,7 @@ from lab import pipeline, runner
 from lab.kernelspec import parse_kernel_spec
 from lab.outcome import Outcome
 from lab.paths import GUEST_TESTS_DIR, cache_dir
+from lab.timeouts import Timeouts
 
 pytestmark = pytest.mark.boot
 
@@ -171,3 +172,26 @@ def test_splat_in_the_kernel_log_makes_a_green_run_kernel_warned(prepared: pipel
     assert all(suite.ok for suite in result.suites)
     assert result.outcome is Outcome.KERNEL_WARNED, result.reason
     assert "WARNING: CPU: 0 PID: 1 at lab/fault.c:1" in result.reason
+
+
+def test_a_port_taken_before_qemu_binds_it_is_replaced(prepared: pipeline.Prepared, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another process grabs the chosen port first: QEMU cannot forward it, the lab picks another."""
+    import socket
+
+    from lab import machine as machine_module
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    ports = iter([taken])
+    real_free_port = machine_module.free_port
+    monkeypatch.setattr(machine_module, "free_port", lambda: next(ports, None) or real_free_port())
+    try:
+        with pipeline.booted(prepared, "tcg", tmp_path / "run", Timeouts().scaled_for("tcg")) as (machine, target):
+            assert machine.ssh_port != taken
+            assert target.run("true", 60).rc == 0
+    finally:
+        squatter.close()
+    assert "Could not set up host forwarding rule" in (tmp_path / "run" / "console.log").read_text()

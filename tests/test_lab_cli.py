@@ -161,3 +161,10 @@ def test_the_parser_knows_every_command() -> None:
     assert parser.parse_args(["image", "build", "--force"]).force is True
     with pytest.raises(SystemExit):
         parser.parse_args([])
+
+
+def test_an_unknown_debian_version_is_one_line_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """Resolved against the host's real apt lists: there is no Debian 9.9 kernel package."""
+    assert cli.main(["kernel", "fetch", "debian:9.9"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "debian:9.9" in lines[0], lines
