@@ -11,7 +11,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -55,6 +55,16 @@ def test_c_after_the_fault():
 def qemu_children() -> list[int]:
     found = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "qemu-system"], capture_output=True, text=True)
     return [int(pid) for pid in found.stdout.split()]
+
+
+def signal_qemu(sig: signal.Signals, sent: list[int]) -> Callable[[], None]:
+    """An action sending ``sig`` to every QEMU child, noting each pid in ``sent``."""
+    def send() -> None:
+        for pid in qemu_children():
+            os.kill(pid, sig)
+            sent.append(pid)
+
+    return send
 
 
 @pytest.fixture(scope="module")
@@ -123,13 +133,7 @@ def test_panic_mid_suite_is_kernel_crashed_and_earlier_results_are_kept(prepared
 
 def test_frozen_qemu_is_timed_out_within_its_bound(prepared: pipeline.Prepared, tmp_path: Path) -> None:
     frozen: list[int] = []
-
-    def freeze() -> None:
-        for pid in qemu_children():
-            os.kill(pid, signal.SIGSTOP)
-            frozen.append(pid)
-
-    watcher = when_test_starts(tmp_path / "results", "test_b_fault", freeze)
+    watcher = when_test_starts(tmp_path / "results", "test_b_fault", signal_qemu(signal.SIGSTOP, frozen))
     started = time.monotonic()
     result = execute(prepared, tmp_path, "hang", ["fault"], suite_timeout=30)
     elapsed = time.monotonic() - started
@@ -143,13 +147,7 @@ def test_frozen_qemu_is_timed_out_within_its_bound(prepared: pipeline.Prepared, 
 
 def test_qemu_killed_mid_suite_is_lost_connection(prepared: pipeline.Prepared, tmp_path: Path) -> None:
     killed: list[int] = []
-
-    def kill() -> None:
-        for pid in qemu_children():
-            os.kill(pid, signal.SIGKILL)
-            killed.append(pid)
-
-    watcher = when_test_starts(tmp_path / "results", "test_b_fault", kill)
+    watcher = when_test_starts(tmp_path / "results", "test_b_fault", signal_qemu(signal.SIGKILL, killed))
     result = execute(prepared, tmp_path, "hang", ["fault"], suite_timeout=300)
     watcher.join(timeout=5)
     assert killed

@@ -10,27 +10,20 @@ failing system call 1 with the errno name. Needs root (skips otherwise).
 from __future__ import annotations
 
 import errno
-import gc
 import io
 import json
 import os
 import struct
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from guesthelpers import GUEST_TESTS, bpffs, features, no_leaked_fds  # noqa: F401 (fixtures)
 
-GUEST_TESTS = Path(__file__).resolve().parent.parent / "guest-tests"
-if str(GUEST_TESTS) not in sys.path:
-    sys.path.insert(0, str(GUEST_TESTS))
-
-import bpfmap  # noqa: E402
-from bpfmap import BpfError, BpfMap, Features, MapFlag, MapType  # noqa: E402
-from bpfmap import cli, cliout  # noqa: E402
-from bpfmap.bpffs import mount_bpffs, umount  # noqa: E402
+from bpfmap import BpfError, BpfMap, Features, MapFlag, MapType
+from bpfmap import cli, cliout
 
 U32 = struct.Struct("<I")
 
@@ -82,49 +75,6 @@ def failed_with(errname: str, *words: str) -> Run:
 
 
 # -- fixtures ---------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def features() -> Features:
-    if os.geteuid() != 0:
-        pytest.skip("bpf(2) map tests need root")
-    try:
-        return bpfmap.probe()
-    except BpfError as e:
-        if e.errno in (errno.EPERM, errno.ENOSYS):
-            pytest.skip(f"bpf(2) unavailable here: {e}")
-        raise
-
-
-def _open_fds() -> dict[int, str]:
-    fds: dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except FileNotFoundError:
-            continue
-    return fds
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_fds(features: Features) -> Iterator[None]:
-    """A command must close every map it opened, on success and on failure."""
-    before = _open_fds()
-    yield
-    gc.collect()
-    leaked = {fd: t for fd, t in _open_fds().items() if before.get(fd) != t}
-    assert not leaked, f"fds leaked: {leaked}"
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    target = tmp_path / "bpffs"
-    target.mkdir()
-    mount_bpffs(target)
-    try:
-        yield target
-    finally:
-        umount(target, detach=True)
 
 
 @pytest.fixture

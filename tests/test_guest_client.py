@@ -22,13 +22,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from guesthelpers import GUEST_TESTS, bpffs, features, no_leaked_fds, open_fds  # noqa: F401 (fixtures)
 
-GUEST_TESTS = Path(__file__).resolve().parent.parent / "guest-tests"
-if str(GUEST_TESTS) not in sys.path:
-    sys.path.insert(0, str(GUEST_TESTS))
-
-import bpfmap  # noqa: E402
-from bpfmap import (  # noqa: E402
+import bpfmap
+from bpfmap import (
     EBADFD,
     ENOTSUPP,
     BpfError,
@@ -43,11 +40,11 @@ from bpfmap import (  # noqa: E402
     bpf,
     bpf_raw,
 )
-from bpfmap import features as probe_mod  # noqa: E402
-from bpfmap import syscall as syscall_mod  # noqa: E402
-from bpfmap.bpffs import is_bpffs, mount_bpffs, umount  # noqa: E402
-from bpfmap.cpus import parse_cpu_list, possible_cpus  # noqa: E402
-from bpfmap.dump import walk, walk_batch  # noqa: E402
+from bpfmap import features as probe_mod
+from bpfmap import syscall as syscall_mod
+from bpfmap.bpffs import is_bpffs
+from bpfmap.cpus import parse_cpu_list, possible_cpus
+from bpfmap.dump import walk, walk_batch
 
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
@@ -70,50 +67,6 @@ def raises_errno(call: Callable[[], object]) -> BpfError:
 
 
 # -- fixtures -----------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def features() -> Features:
-    if os.geteuid() != 0:
-        pytest.skip("bpf(2) map tests need root")
-    try:
-        return bpfmap.probe()
-    except BpfError as e:
-        if e.errno in (errno.EPERM, errno.ENOSYS):
-            pytest.skip(f"bpf(2) unavailable here: {e}")
-        raise
-
-
-def _open_fds() -> dict[int, str]:
-    fds: dict[int, str] = {}
-    for name in os.listdir("/proc/self/fd"):
-        try:
-            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
-        except FileNotFoundError:  # the directory fd listdir itself used
-            continue
-    return fds
-
-
-@pytest.fixture(autouse=True)
-def no_leaked_fds(features: Features) -> Iterator[None]:
-    """Every test must leave no new fd behind (bpf maps or anything else)."""
-    before = _open_fds()
-    yield
-    gc.collect()
-    after = _open_fds()
-    leaked = {fd: target for fd, target in after.items() if before.get(fd) != target}
-    assert not leaked, f"fds leaked by the test: {leaked}"
-
-
-@pytest.fixture
-def bpffs(tmp_path: Path) -> Iterator[Path]:
-    target = tmp_path / "bpffs"
-    target.mkdir()
-    mount_bpffs(target)
-    try:
-        yield target
-    finally:
-        umount(target, detach=True)
 
 
 @pytest.fixture
@@ -712,7 +665,7 @@ def test_close_is_idempotent_and_guards_reused_fd_numbers() -> None:
 
 
 def test_unclosed_map_warns_and_closes_on_collection() -> None:
-    before = set(_open_fds())
+    before = set(open_fds())
     m = BpfMap.create(MapType.HASH, 4, 4, 1)
     number = m.fd
     assert number not in before
@@ -721,13 +674,13 @@ def test_unclosed_map_warns_and_closes_on_collection() -> None:
         del m
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) for w in caught)
-    assert number not in _open_fds()
+    assert number not in open_fds()
 
 
 def test_from_fd_closes_a_non_map_fd_on_failure() -> None:
     fd = os.open("/dev/null", os.O_RDONLY)
     assert raises_errno(lambda: BpfMap.from_fd(fd)).errno == errno.EINVAL
-    assert fd not in _open_fds()
+    assert fd not in open_fds()
 
 
 # -- the guest smoke suites, run here ----------------------------------------------------

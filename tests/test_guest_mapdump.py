@@ -10,17 +10,12 @@ from __future__ import annotations
 
 import os
 import struct
-import sys
-from pathlib import Path
 
+import guesthelpers  # noqa: F401 (puts guest-tests/ on sys.path)
 import pytest
 
-GUEST_TESTS = Path(__file__).resolve().parent.parent / "guest-tests"
-if str(GUEST_TESTS) not in sys.path:
-    sys.path.insert(0, str(GUEST_TESTS))
-
-from bpfmap import BpfError, BpfMap, MapType, num_possible_cpus  # noqa: E402
-from bpfmap import mapdump  # noqa: E402
+from bpfmap import BpfError, BpfMap, MapType, num_possible_cpus
+from bpfmap import mapdump
 
 
 @pytest.fixture(scope="module")

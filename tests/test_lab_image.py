@@ -148,14 +148,23 @@ def _record(digest: str, rootfs: Path) -> dict[str, object]:
             "rootfs_size": stat.st_size, "rootfs_mtime_ns": stat.st_mtime_ns}
 
 
-def test_build_returns_a_cached_image_without_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    the_recipe = recipe()
-    digest = the_recipe.digest()
-    directory = tmp_path / "images" / digest[:16]
+def _cached_image(tmp_path: Path, the_recipe: image.ImageRecipe,
+                  record: dict[str, object] | None = None) -> Path:
+    """An image directory for ``the_recipe`` under ``tmp_path`` as a build leaves it:
+    rootfs.ext4 and its image.json (``record``, or the true one); returns the rootfs."""
+    directory = tmp_path / "images" / the_recipe.digest()[:16]
     directory.mkdir(parents=True)
     rootfs = directory / "rootfs.ext4"
     rootfs.write_bytes(b"ext4")
-    (directory / "image.json").write_text(json.dumps(_record(digest, rootfs)))
+    written = _record(the_recipe.digest(), rootfs) if record is None else record
+    (directory / "image.json").write_text(json.dumps(written))
+    return rootfs
+
+
+def test_build_returns_a_cached_image_without_building(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    the_recipe = recipe()
+    digest = the_recipe.digest()
+    directory = _cached_image(tmp_path, the_recipe).parent
 
     def no_build(*args: object) -> None:
         raise AssertionError("a cached image was rebuilt")
@@ -169,10 +178,7 @@ def test_build_returns_a_cached_image_without_building(tmp_path: Path, monkeypat
 
 def test_build_with_a_mismatched_record_rebuilds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     the_recipe = recipe()
-    directory = tmp_path / "images" / the_recipe.digest()[:16]
-    directory.mkdir(parents=True)
-    (directory / "rootfs.ext4").write_bytes(b"ext4")
-    (directory / "image.json").write_text(json.dumps({"digest": "0" * 64}))
+    _cached_image(tmp_path, the_recipe, {"digest": "0" * 64})
     calls: list[list[str]] = []
 
     class Stop(Exception):
@@ -196,11 +202,7 @@ def test_build_with_a_mismatched_record_rebuilds(tmp_path: Path, monkeypatch: py
 
 def test_a_touched_but_intact_image_is_still_cached(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     the_recipe = recipe()
-    directory = tmp_path / "images" / the_recipe.digest()[:16]
-    directory.mkdir(parents=True)
-    rootfs = directory / "rootfs.ext4"
-    rootfs.write_bytes(b"ext4")
-    (directory / "image.json").write_text(json.dumps(_record(the_recipe.digest(), rootfs)))
+    rootfs = _cached_image(tmp_path, the_recipe)
     os.utime(rootfs, ns=(1, 1))  # mtime changed: the sha256 is checked, and it still matches
     monkeypatch.setattr(image, "_run_logged", lambda *args: pytest.fail("rebuilt an intact image"))
     lines: list[str] = []
@@ -210,11 +212,7 @@ def test_a_touched_but_intact_image_is_still_cached(tmp_path: Path, monkeypatch:
 
 def test_a_corrupted_cached_image_is_rebuilt_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     the_recipe = recipe()
-    directory = tmp_path / "images" / the_recipe.digest()[:16]
-    directory.mkdir(parents=True)
-    rootfs = directory / "rootfs.ext4"
-    rootfs.write_bytes(b"ext4")
-    (directory / "image.json").write_text(json.dumps(_record(the_recipe.digest(), rootfs)))
+    rootfs = _cached_image(tmp_path, the_recipe)
     rootfs.write_bytes(b"EXT4")  # same size, other content, new mtime
 
     class Stop(Exception):

@@ -400,27 +400,38 @@ def cmd_dump(args: Args, out: fmt.Output) -> int:
     return 0
 
 
-def _not_found(out: fmt.Output, context: str, text: str) -> int:
-    """ENOENT from lookup/peek/pop: bpftool's null (or its text), and the errno."""
-    if out.json:
-        out.emit(None)
-    else:
-        out.text(text)
-    out.note(f"{context}: {os.strerror(_errno.ENOENT)} (ENOENT)")
-    return 1
-
-
-def cmd_lookup(args: Args, out: fmt.Output) -> int:
+def _read_elem(
+    args: Args,
+    out: fmt.Output,
+    read: Callable[[BpfMap, bytes | None], Value],
+    failed: str,
+    not_found: str,
+    not_found_text: Callable[[bytes | None], str],
+) -> int:
+    """lookup/peek/pop: print the element ``read`` returns. ENOENT prints
+    bpftool's null (or ``not_found_text(key)``) and the errno, and exits 1."""
     with open_map(args) as m:
         key, _, _ = parse_elem(args, m, want_key=m.key_size > 0, want_value=False, allow_flags=False)
         try:
-            value = m.lookup(key)
+            value = read(m, key)
         except BpfError as e:
-            if e.errno == _errno.ENOENT:
-                return _not_found(out, "lookup failed", f"key:\n{fmt.hex_plain(key or b'')}\n\nNot found\n")
-            raise syscall_failure("lookup failed", e) from None
+            if e.errno != _errno.ENOENT:
+                raise syscall_failure(failed, e) from None
+            if out.json:
+                out.emit(None)
+            else:
+                out.text(not_found_text(key))
+            out.note(f"{not_found}: {os.strerror(_errno.ENOENT)} (ENOENT)")
+            return 1
         print_entry(out, m, key, value)
     return 0
+
+
+def cmd_lookup(args: Args, out: fmt.Output) -> int:
+    return _read_elem(
+        args, out, BpfMap.lookup, "lookup failed", "lookup failed",
+        lambda key: f"key:\n{fmt.hex_plain(key or b'')}\n\nNot found\n",
+    )
 
 
 def cmd_update(args: Args, out: fmt.Output) -> int:
@@ -471,16 +482,9 @@ def cmd_getnext(args: Args, out: fmt.Output) -> int:
 
 
 def cmd_pop(args: Args, out: fmt.Output) -> int:
-    with open_map(args) as m:
-        key, _, _ = parse_elem(args, m, want_key=m.key_size > 0, want_value=False, allow_flags=False)
-        try:
-            value = m.lookup_and_delete(key)
-        except BpfError as e:
-            if e.errno == _errno.ENOENT:
-                return _not_found(out, "pop failed (empty map)", "")
-            raise syscall_failure("pop failed", e) from None
-        print_entry(out, m, key, value)
-    return 0
+    return _read_elem(
+        args, out, BpfMap.lookup_and_delete, "pop failed", "pop failed (empty map)", lambda key: ""
+    )
 
 
 def cmd_pin(args: Args, out: fmt.Output) -> int:

@@ -363,7 +363,13 @@ class BpfMap:
 
     # -- batch commands -------------------------------------------------------
 
-    def _split(self, raw: _batch.RawBatch) -> BatchResult:
+    def _lookup_batch(
+        self, cmd: int, in_batch: bytes | None, count: int, elem_flags: int, flags: int
+    ) -> BatchResult:
+        """LOOKUP_BATCH or LOOKUP_AND_DELETE_BATCH, split into keys and values."""
+        raw = _batch.lookup(
+            cmd, self.fd, self.key_size, self._val_size, in_batch, count, elem_flags, flags
+        )
         keys = _batch.split(raw.keys, self.key_size, raw.count)
         vals = _batch.split(raw.values, self._val_size, raw.count)
         # list[bytes] is a list[Value] already; cast spares a copy of the list.
@@ -379,11 +385,7 @@ class BpfMap:
     ) -> BatchResult:
         """LOOKUP_BATCH; at the end of the map ``result.done`` is True and the
         elements of that last call are still returned."""
-        raw = _batch.lookup(
-            Cmd.MAP_LOOKUP_BATCH, self.fd, self.key_size, self._val_size,
-            in_batch, count, elem_flags, flags,
-        )
-        return self._split(raw)
+        return self._lookup_batch(Cmd.MAP_LOOKUP_BATCH, in_batch, count, elem_flags, flags)
 
     def lookup_and_delete_batch(
         self,
@@ -393,11 +395,9 @@ class BpfMap:
         flags: int = 0,
     ) -> BatchResult:
         """LOOKUP_AND_DELETE_BATCH (same contract as :meth:`lookup_batch`)."""
-        raw = _batch.lookup(
-            Cmd.MAP_LOOKUP_AND_DELETE_BATCH, self.fd, self.key_size, self._val_size,
-            in_batch, count, elem_flags, flags,
+        return self._lookup_batch(
+            Cmd.MAP_LOOKUP_AND_DELETE_BATCH, in_batch, count, elem_flags, flags
         )
-        return self._split(raw)
 
     def update_batch(
         self,

@@ -16,15 +16,23 @@ Recorder = Callable[[str, object], None]
 SIZES = [0, 1, 2, 1000, 100_000]
 
 
+def next_key(m: BpfMap, key: bytes | None) -> bytes | None:
+    """GET_NEXT_KEY after ``key`` (the first key for None); None when the
+    walk ends, which it must do with ENOENT and nothing else."""
+    try:
+        return m.get_next_key(key)
+    except BpfError as e:
+        assert e.errno == errno.ENOENT, f"walk ended with {e}"
+        return None
+
+
 def walk_keys(m: BpfMap) -> list[bytes]:
     """Every key GET_NEXT_KEY yields from a NULL start until ENOENT."""
     keys: list[bytes] = []
     key: bytes | None = None
     for _ in range(m.max_entries + 1):
-        try:
-            key = m.get_next_key(key)
-        except BpfError as e:
-            assert e.errno == errno.ENOENT, f"walk ended with {e}"
+        key = next_key(m, key)
+        if key is None:
             return keys
         keys.append(key)
     raise AssertionError(f"GET_NEXT_KEY walk passed max_entries={m.max_entries}: it looped")
@@ -84,12 +92,7 @@ def test_deleting_an_unvisited_key_mid_walk(kind: Kind, features: Features) -> N
         victim: bytes | None = None
         seen: list[bytes] = []
         key: bytes | None = None
-        while True:
-            try:
-                key = m.get_next_key(key)
-            except BpfError as e:
-                assert e.errno == errno.ENOENT
-                break
+        while (key := next_key(m, key)) is not None:
             seen.append(key)
             if len(seen) == half:
                 victim = next(k for k in expected if k not in seen)  # not visited yet
@@ -116,12 +119,7 @@ def test_deleting_the_current_key_restarts_the_walk(
         seen: list[bytes] = []
         key: bytes | None = None
         restarted_at: int | None = None
-        while True:
-            try:
-                key = m.get_next_key(key)
-            except BpfError as e:
-                assert e.errno == errno.ENOENT
-                break
+        while (key := next_key(m, key)) is not None:
             seen.append(key)
             if len(seen) == half and restarted_at is None:
                 m.delete(key)
@@ -149,10 +147,8 @@ def test_walk_that_deletes_every_key_it_visits_empties_the_map(features: Feature
         visited: list[bytes] = []
         key: bytes | None = None
         for _ in range(N_DELETE + 1):
-            try:
-                key = m.get_next_key(key)
-            except BpfError as e:
-                assert e.errno == errno.ENOENT
+            key = next_key(m, key)
+            if key is None:
                 break
             visited.append(key)
             m.delete(key)

@@ -6,6 +6,7 @@ each test directory on sys.path and imports modules by basename.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import select
@@ -18,7 +19,7 @@ from typing import TypeVar
 import pytest
 
 import bpfmap
-from bpfmap import BpfError, BpfMap, Features, MapType, attrs, bpf_raw
+from bpfmap import BpfError, BpfMap, Features, MapType, attrs, bpf_raw, map_get_fd_by_id
 
 U32 = struct.Struct("<I")
 U64 = struct.Struct("<Q")
@@ -76,6 +77,16 @@ def need_cmd(features: Features, cmd: bpfmap.Cmd) -> None:
     if not features.has_command(cmd):
         seen = features.observed.get(f"cmd.{cmd.name}", "?")
         pytest.skip(f"kernel lacks BPF_{cmd.name} (probe: {seen})")
+
+
+def id_exists(map_id: int) -> bool:
+    """Whether a map with this ID exists (GET_FD_BY_ID succeeds; else ENOENT)."""
+    try:
+        os.close(map_get_fd_by_id(map_id))
+    except OSError as e:
+        assert e.errno == errno.ENOENT
+        return False
+    return True
 
 
 def elem_attr(fd: int, key: int = 0, value: int = 0, flags: int = 0, size: int = ELEM_SIZE) -> bytearray:

@@ -4,43 +4,12 @@ from __future__ import annotations
 
 import errno
 import os
-import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 
-import bpfmap
 from bpfmap import BpfError, BpfMap, Cmd, MapType, UpdateFlag, attrs, bpf_raw
-
-U32 = struct.Struct("<I")
-U64 = struct.Struct("<Q")
-
-
-def k(i: int) -> bytes:
-    return U32.pack(i)
-
-
-def v(i: int) -> bytes:
-    return U64.pack(i)
-
-
-Recorder = Callable[[str, object], None]
-
-
-def errno_of(call: Callable[[], object]) -> int:
-    """The errno ``call`` fails with (fails the test if it succeeds)."""
-    with pytest.raises(BpfError) as info:
-        call()
-    err = info.value.errno
-    assert err is not None
-    return err
-
-
-def observed_errno(record: Recorder, name: str, call: Callable[[], object]) -> int:
-    """Like :func:`errno_of`, also noting the errno name as a junit property."""
-    err = errno_of(call)
-    record(name, bpfmap.errno_name(err))
-    return err
+from mapsuite import Recorder, errno_of, k, observed_errno, v
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ctypes
 import errno
-import os
 
 import pytest
 
@@ -22,19 +21,10 @@ from bpfmap import (
     map_get_next_id,
     num_possible_cpus,
 )
-from mapsuite import Recorder, errno_of, k, v, wait_for
+from mapsuite import Recorder, errno_of, id_exists, k, v, wait_for
 
 INFO_HEAD = 40  # type, id, key_size, value_size, max_entries, map_flags, name[16]
 MAP_EXTRA_END = 88  # bpf_map_info through map_extra (5.16)
-
-
-def id_exists(map_id: int) -> bool:
-    try:
-        os.close(map_get_fd_by_id(map_id))
-    except OSError as e:
-        assert e.errno == errno.ENOENT
-        return False
-    return True
 
 
 def raw_info(fd: int, info_len: int, prefill: bytes = b"") -> tuple[int, bytes]:

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bpfmap import ENOTSUPP, BpfMap, Features, MapFlag, MapType, UpdateFlag, map_get_fd_by_id
-from mapsuite import U32, Recorder, errno_of, k, need_type, outcome, v, wait_for
+from bpfmap import ENOTSUPP, BpfMap, Features, MapFlag, MapType, UpdateFlag
+from mapsuite import U32, Recorder, errno_of, id_exists, k, need_type, outcome, v, wait_for
 
 OUTER = [MapType.ARRAY_OF_MAPS, MapType.HASH_OF_MAPS]
 
@@ -37,15 +37,6 @@ def outer(request: pytest.FixtureRequest, features: Features) -> Iterator[BpfMap
     with inner_map() as template:
         with BpfMap.create(request.param, 4, 4, 4, inner_map_fd=template.fd, name="outer") as m:
             yield m
-
-
-def id_exists(map_id: int) -> bool:
-    try:
-        os.close(map_get_fd_by_id(map_id))
-    except OSError as e:
-        assert e.errno == errno.ENOENT
-        return False
-    return True
 
 
 def test_lookup_returns_the_inner_map_id(outer: BpfMap) -> None:
