@@ -10,8 +10,8 @@ from lab import apt
 from lab.apt import AptSource
 from lab.errors import InfraError, UserError
 
-DEBIAN = "http://deb.debian.org/debian"
-SECURITY = "http://deb.debian.org/debian-security"
+DEBIAN = "http://mirror.example/debian"
+SECURITY = "http://mirror.example/debian-security"
 
 
 # --- one-line sources ------------------------------------------------------------------------
@@ -49,7 +49,7 @@ def test_one_line_round_trip() -> None:
 
 DEB822 = f"""\
 Types: deb
-# http://snapshot.debian.org/archive/debian/20250520T000000Z
+# http://snapshot.example/archive/debian/20250520T000000Z
 URIs: {DEBIAN}
 Suites: bookworm bookworm-updates
 Components: main
@@ -68,7 +68,7 @@ Signed-By:
 
 # disabled
 Types: deb
-URIs: http://deb.debian.org/debian
+URIs: http://mirror.example/debian
 Suites: bookworm-backports
 Components: main
 Enabled: no

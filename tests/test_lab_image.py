@@ -16,8 +16,8 @@ from lab.apt import AptSource
 from lab.keys import LabKeys
 
 KEYS = LabKeys(Path("/c.key"), "ssh-ed25519 AAAAclient comment", Path("/h.key"), "ssh-ed25519 AAAAhost")
-SOURCES = (AptSource("http://deb.debian.org/debian", "bookworm", ("main",)),
-           AptSource("http://deb.debian.org/debian-security", "bookworm-security", ("main",)))
+SOURCES = (AptSource("http://mirror.example/debian", "bookworm", ("main",)),
+           AptSource("http://mirror.example/debian-security", "bookworm-security", ("main",)))
 
 
 def recipe(**changes: object) -> image.ImageRecipe:
@@ -42,8 +42,8 @@ def test_digest_is_stable() -> None:
     recipe(files={"/sbin/lab-init": "#!/bin/sh\n", "/etc/ssh/sshd_config": "Port 22\n", "/etc/motd": ""}),
     recipe(files={"/sbin/lab-init2": "#!/bin/sh\n", "/etc/ssh/sshd_config": "Port 22\n"}),
     recipe(sources=SOURCES[:1]),
-    recipe(sources=(AptSource("http://mirror.example/debian", "bookworm", ("main",)),) + SOURCES[1:]),
-    recipe(sources=(AptSource("http://deb.debian.org/debian", "bookworm", ("main", "contrib")),) + SOURCES[1:]),
+    recipe(sources=(AptSource("http://other-mirror.example/debian", "bookworm", ("main",)),) + SOURCES[1:]),
+    recipe(sources=(AptSource("http://mirror.example/debian", "bookworm", ("main", "contrib")),) + SOURCES[1:]),
     recipe(keys=dataclasses.replace(KEYS, client_public="ssh-ed25519 AAAAother comment")),
     recipe(keys=dataclasses.replace(KEYS, host_public="ssh-ed25519 AAAAother")),
 ], ids=["codename", "package-added", "package-removed", "file-content", "file-added", "file-renamed",
@@ -129,13 +129,13 @@ def test_install_files_into_a_root(tmp_path: Path) -> None:
 
 def test_default_recipe(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     sources = tmp_path / "test.sources"
-    sources.write_text("Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm\nComponents: main\n")
+    sources.write_text("Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\nComponents: main\n")
     monkeypatch.setenv("LAB_APT_SOURCES", str(sources))
     monkeypatch.setattr(apt, "host_codename", lambda: "bookworm")
     lab_keys = keys.ensure_keys(tmp_path / "cache")
     the_recipe = image.default_recipe(lab_keys)
     assert the_recipe.codename == "bookworm"
-    assert the_recipe.sources == (AptSource("http://deb.debian.org/debian", "bookworm", ("main",)),)
+    assert the_recipe.sources == (AptSource("http://mirror.example/debian", "bookworm", ("main",)),)
     assert the_recipe.packages == image.read_packages()
     assert set(the_recipe.files) == {"/sbin/lab-init", "/etc/ssh/sshd_config"}
     assert "mount -t bpf" in the_recipe.files["/sbin/lab-init"]
