@@ -90,7 +90,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     prepared = pipeline.prepare(spec, cache, log)
     request = pipeline.RunRequest(spec, args.kernel, suites, args.accel,
                                   Path(args.results) if args.results else results_dir(),
-                                  args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout,
+                                  args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
                                   splats=consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
     header_printed = False
 
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a console splat matching this is accepted (repeatable)")
     run.add_argument("--deny-splat", action="append", default=[], metavar="REGEX",
                      help="a console line matching this fails the run like a WARNING (repeatable)")
+    run.add_argument("--run-timeout", type=float, help="seconds for the whole run, boot to last suite (default: none beyond each stage's bound)")
     run.add_argument("--boot-timeout", type=float, help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
     run.set_defaults(func=cmd_run)
     return parser

@@ -1,6 +1,8 @@
 """The whole run: kernel -> image -> machine -> target -> runner -> run record -> outcome."""
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -44,6 +46,7 @@ class RunRequest:
     timeouts: Timeouts = field(default_factory=Timeouts)
     tree: runner.TestTree | None = None  # None: guest-tests/ and its suites
     boot_timeout: float | None = None
+    run_timeout: float | None = None  # the whole run, on top of each stage's own bound
     splats: consolescan.SplatPolicy = field(default_factory=consolescan.SplatPolicy)
 
 
@@ -104,6 +107,33 @@ def booted(prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeout
         machine.stop()
 
 
+class RunTimedOut(Exception):
+    """The whole run exceeded --run-timeout."""
+
+
+@contextmanager
+def run_deadline(seconds: float | None) -> Iterator[None]:
+    """Raise RunTimedOut in the main thread when the run has taken `seconds`.
+
+    A SIGALRM timer interrupts whatever the run waits on; the context managers on the way out
+    still stop QEMU. Signals reach only the main thread, which is where `lab run` runs.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise RunTimedOut(f"the whole run exceeded {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def _classify_console(text: str, all_passed: bool,
                       policy: consolescan.SplatPolicy = consolescan.SplatPolicy()) -> tuple[Outcome, str, str] | None:
     findings = consolescan.scan(text, policy)
@@ -135,37 +165,40 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         return RunOutcome(outcome, reason, record, suites)
 
     try:
-        record.set("qemu_version", qemu_version())
-        with record.stage("accelerator"):
-            choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
-        record.set("accelerator", {"name": choice.accel, "reason": choice.reason, "probed": choice.probed})
-        timeouts = request.timeouts.scaled_for(choice.accel).with_suite(request.suite_timeout)
-        if request.boot_timeout is not None:
-            timeouts = replace(timeouts, boot=request.boot_timeout)
-        record.set("timeouts", timeouts.__dict__)
-        boot_started = time.monotonic()
-        with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
-            machine = m
-            record.set("boot_to_ssh_seconds", round(time.monotonic() - boot_started, 3))
-            record.set("ssh_port", m.ssh_port)
-            with record.stage("ship"):
-                runner.ship(target, timeouts.command, request.tree)
-            for name in request.suites:
-                with record.stage(f"suite:{name}"):
-                    result = runner.run_suite(target, name, run_dir, timeouts.suite, request.tree)
-                suites.append(result)
-                record.add_suite(result)  # saved before anything else can go wrong
-                on_suite(result)
-                if result.lost:
-                    raise ConnectionLost(result.error)
-                if result.error.startswith("timed out"):
-                    break
-            # A guest that just hung a suite may not answer at all: ask briefly then.
-            dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
-            try:
-                runner.collect_dmesg(target, run_dir, dmesg_timeout)
-            except CommandTimedOut as exc:  # a guest that hung a suite may not answer dmesg either
-                log(f"warning: no dmesg: {exc}")
+        with run_deadline(request.run_timeout):
+            record.set("qemu_version", qemu_version())
+            with record.stage("accelerator"):
+                choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
+            record.set("accelerator", {"name": choice.accel, "reason": choice.reason, "probed": choice.probed})
+            timeouts = request.timeouts.scaled_for(choice.accel).with_suite(request.suite_timeout)
+            if request.boot_timeout is not None:
+                timeouts = replace(timeouts, boot=request.boot_timeout)
+            record.set("timeouts", timeouts.__dict__)
+            boot_started = time.monotonic()
+            with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
+                machine = m
+                record.set("boot_to_ssh_seconds", round(time.monotonic() - boot_started, 3))
+                record.set("ssh_port", m.ssh_port)
+                with record.stage("ship"):
+                    runner.ship(target, timeouts.command, request.tree)
+                for name in request.suites:
+                    with record.stage(f"suite:{name}"):
+                        result = runner.run_suite(target, name, run_dir, timeouts.suite, request.tree)
+                    suites.append(result)
+                    record.add_suite(result)  # saved before anything else can go wrong
+                    on_suite(result)
+                    if result.lost:
+                        raise ConnectionLost(result.error)
+                    if result.error.startswith("timed out"):
+                        break
+                # A guest that just hung a suite may not answer at all: ask briefly then.
+                dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
+                try:
+                    runner.collect_dmesg(target, run_dir, dmesg_timeout)
+                except CommandTimedOut as exc:  # a guest that hung a suite may not answer dmesg either
+                    log(f"warning: no dmesg: {exc}")
+    except RunTimedOut as exc:
+        return finish(Outcome.TIMED_OUT, str(exc), machine.console.excerpt() if machine and machine.console else "")
     except BootFailed as exc:
         return finish(Outcome.BOOT_FAILED, exc.reason, exc.excerpt)
     except BootTimedOut as exc:

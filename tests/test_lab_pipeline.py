@@ -80,6 +80,7 @@ class World:
 
     def __init__(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         self.tmp_path = tmp_path
+        self.monkeypatch = monkeypatch
         self.console = CLEAN
         self.boot_error: BaseException | None = None
         self.accel_error: BaseException | None = None
@@ -130,14 +131,14 @@ class World:
             raise self.dmesg_error
         (run_dir / "dmesg.txt").write_text("dmesg\n")
 
-    def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None
-                ) -> pipeline.RunOutcome:
+    def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None,
+                run_timeout: float | None = None) -> pipeline.RunOutcome:
         kernel = Kernel(self.tmp_path / "vmlinuz", "6.1.0-fake", None, None, {"origin": "debian"})
         keys = LabKeys(self.tmp_path / "c", "ssh-ed25519 AAAA c", self.tmp_path / "h", "ssh-ed25519 BBBB")
         prepared = pipeline.Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
                                      self.tmp_path / "initrd", keys, {"kernel": 0.1})
         request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
-                                      suite_timeout)
+                                      suite_timeout, run_timeout=run_timeout)
         return pipeline.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
 
 
@@ -295,3 +296,35 @@ def test_the_record_exists_even_when_everything_fails_early(world: World) -> Non
     result = world.execute()
     assert (result.record.directory / "results.json").is_file()
     assert metadata(result)["image"]["digest"] == "ab" * 32
+
+
+def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
+    """--run-timeout: a SIGALRM deadline interrupts whatever the run is waiting on."""
+    import time as time_module
+
+    world.suite_results["dump"] = ok_suite("dump")
+    real_run_suite = world._run_suite
+
+    def hangs_in_dump(target: object, name: str, run_dir: Path, timeout: float, tree: object = None) -> SuiteResult:
+        if name == "dump":
+            time_module.sleep(30)
+        return real_run_suite(target, name, run_dir, timeout, tree)
+
+    world.monkeypatch.setattr(runner, "run_suite", hangs_in_dump)
+    started = time_module.monotonic()
+    result = world.execute(run_timeout=1.5)
+    assert time_module.monotonic() - started < 10
+    assert result.outcome is Outcome.TIMED_OUT
+    assert result.reason == "the whole run exceeded 2 s"
+    assert [s.name for s in result.suites] == ["maps"]  # what finished is kept
+    assert json.loads((result.record.directory / "metadata.json").read_text())["outcome"] == "timed-out"
+
+
+def test_no_run_bound_leaves_no_timer_behind() -> None:
+    import signal as signal_module
+
+    with pipeline.run_deadline(5):
+        assert signal_module.getitimer(signal_module.ITIMER_REAL)[0] > 0
+    assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)
+    with pipeline.run_deadline(None):
+        assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)
