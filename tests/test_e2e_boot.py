@@ -189,3 +189,12 @@ def test_lab_killed_with_sigkill_takes_qemu_with_it(tmp_path: Path) -> None:
     while qemu_pids() & ours and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not qemu_pids() & ours, "QEMU outlived a SIGKILLed lab"
+
+
+def test_lab_boot_runs_one_command_and_passes_its_exit_code(tmp_path: Path) -> None:
+    done = lab("boot", "--kernel", "debian:6.1", "--workdir", str(tmp_path),
+               "--command", "cat /proc/sys/kernel/osrelease; mountpoint /sys/fs/bpf; exit 3", results=tmp_path)
+    assert done.returncode == 3, done.stderr
+    release, mounted = done.stdout.strip().splitlines()
+    assert release.startswith("6.1.") and mounted == "/sys/fs/bpf is a mountpoint"
+    assert "lab-ready: sshd started on " + release in (tmp_path / "console.log").read_text()
