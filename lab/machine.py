@@ -125,7 +125,9 @@ class Machine:
     def wait_for_marker(self, marker: str, timeout: float, silence: float | None = None) -> None:
         """Wait for an init marker; BootFailed/BootTimedOut carry a console excerpt."""
         assert self.console is not None
-        wanted = re.compile(re.escape(marker.encode()) + rb"|" + re.escape(guestinit.FAILURE_MARKER.encode()) + rb".*")
+        # A failure line counts once it is complete: the console arrives in chunks.
+        wanted = re.compile(re.escape(marker.encode()) + rb"|" + re.escape(guestinit.FAILURE_MARKER.encode())
+                            + rb"[^\r\n]*[\r\n]")
         try:
             match = self.console.wait_for(wanted, timeout, silence)
         except ConsoleClosed:

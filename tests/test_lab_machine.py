@@ -185,6 +185,16 @@ def test_a_failure_marker_is_a_boot_failure_with_its_reason(tmp_path: Path, fake
     assert "initramfs init running" in caught.value.excerpt
 
 
+def test_a_failure_line_arriving_in_two_pieces_is_read_whole(tmp_path: Path, fake_qemu) -> None:
+    # Seen in CI: the reason was cut at the chunk boundary ("... cannot mount").
+    fake_qemu(f'printf "{guestinit.FAILURE_MARKER} cannot mount"; sleep 1; echo " root /dev/nosuchdisk"; sleep 60')
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        with pytest.raises(BootFailed) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+    assert caught.value.reason == f"{guestinit.FAILURE_MARKER} cannot mount root /dev/nosuchdisk"
+
+
 def test_qemu_exiting_is_a_boot_failure(tmp_path: Path, fake_qemu) -> None:
     fake_qemu('echo "[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs"; exit 0')
     with Machine(spec(tmp_path)) as vm:
