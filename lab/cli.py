@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import consolescan, image, kernel, keys, pipeline, report, runner
+from . import accel, consolescan, image, kernel, keys, pipeline, report, runner
 from .errors import InfraError, UserError
 from .kernelspec import DEFAULT_KERNEL, parse_kernel_spec
 from .outcome import USER_ERROR_EXIT, Outcome, exit_code
@@ -55,8 +55,6 @@ def cmd_boot(args: argparse.Namespace) -> int:
     spec = parse_kernel_spec(args.kernel, args.modules, args.config)
     cache = cache_dir()
     prepared = pipeline.prepare(spec, cache, log)
-    from . import accel
-
     with tempfile.TemporaryDirectory(prefix="lab-boot-") as tmp:
         run_dir = Path(args.workdir) if args.workdir else Path(tmp)
         choice = accel.choose(args.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
@@ -104,8 +102,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     outcome = pipeline.execute(request, prepared, cache, log, on_suite)
     if outcome.outcome is not Outcome.PASSED and outcome.record.metadata.get("console_excerpt"):
         log("console excerpt:\n" + str(outcome.record.metadata["console_excerpt"]))
-    print(f"outcome: {outcome.outcome.value} ({outcome.reason})")
-    print(f"results: {outcome.record.directory}  [{time.monotonic() - started:.1f} s]")
+    if not header_printed:
+        print("no suite ran")
+    print(report.closing(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started))
     return exit_code(outcome.outcome)
 
 

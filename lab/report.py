@@ -15,8 +15,6 @@ def suite_line(result: SuiteResult) -> str:
     return f"{line}  ({result.error})" if result.error else line
 
 
-def summary(suites: list[SuiteResult], outcome: Outcome, reason: str, directory: Path) -> str:
-    lines = [HEADER, *(suite_line(s) for s in suites)] if suites else ["no suite ran"]
-    lines.append(f"outcome: {outcome.value} ({reason})")
-    lines.append(f"results: {directory}")
-    return "\n".join(lines)
+def closing(outcome: Outcome, reason: str, directory: Path, seconds: float) -> str:
+    """The last two lines of `lab run`, after the suite lines printed as each suite ended."""
+    return f"outcome: {outcome.value} ({reason})\nresults: {directory}  [{seconds:.1f} s]"

@@ -45,18 +45,7 @@ def test_suite_line_shows_the_error() -> None:
     assert "\n" not in line
 
 
-def test_summary_with_suites(tmp_path: Path) -> None:
-    suites = [suite("maps", [PASSED, PASSED]), suite("dump", [PASSED, FAILED])]
-    text = report.summary(suites, Outcome.FAILED, "failures in suite(s): dump", tmp_path / "run-1")
-    lines = text.splitlines()
-    assert lines[0] == report.HEADER
-    assert lines[1] == report.suite_line(suites[0]) and lines[2] == report.suite_line(suites[1])
-    assert lines[3] == "outcome: failed (failures in suite(s): dump)"
-    assert lines[4] == f"results: {tmp_path / 'run-1'}"
-    assert len(lines) == 5
-
-
-def test_summary_without_suites(tmp_path: Path) -> None:
-    text = report.summary([], Outcome.BOOT_FAILED, "QEMU exited before init was ready", tmp_path)
-    assert text.splitlines() == ["no suite ran", "outcome: boot-failed (QEMU exited before init was ready)",
-                                 f"results: {tmp_path}"]
+def test_closing_lines(tmp_path: Path) -> None:
+    text = report.closing(Outcome.BOOT_FAILED, "QEMU exited before init was ready", tmp_path / "run-1", 12.34)
+    assert text.splitlines() == ["outcome: boot-failed (QEMU exited before init was ready)",
+                                 f"results: {tmp_path / 'run-1'}  [12.3 s]"]
