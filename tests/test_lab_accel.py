@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import json
-import os
-import stat
 from pathlib import Path
 
 import pytest
 
-from lab import accel, guestinit, machine
+from labfakes import fake_qemu  # noqa: F401 (a fixture)
+from lab import accel, guestinit
 
 
 @pytest.fixture
@@ -98,18 +97,6 @@ def test_a_stale_or_broken_verdict_is_probed_again(cached: object, tmp_path: Pat
 # --- probe_kvm against a fake QEMU ------------------------------------------------------------------
 
 
-@pytest.fixture
-def fake_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-
-    def install(body: str) -> None:
-        script = bin_dir / machine.QEMU
-        script.write_text("#!/bin/sh\n" + body + "\n")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR)
-
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return install
 
 
 def test_probe_succeeds_when_init_is_reached(tmp_path: Path, fake_qemu) -> None:

@@ -7,6 +7,7 @@ from typing import Iterator
 
 import pytest
 
+from labfakes import make_bzimage
 from lab import apt, cli, image, machine, pipeline
 from lab.errors import InfraError
 from lab.outcome import USER_ERROR_EXIT, Outcome, exit_code
@@ -90,11 +91,7 @@ def test_run_with_a_file_that_is_not_a_kernel(capsys: pytest.CaptureFixture[str]
 
 def test_run_with_a_kernel_without_bpf(capsys: pytest.CaptureFixture[str], isolated: Path) -> None:
     image_path = isolated / "bzImage"
-    data = bytearray(0x4000)
-    data[0x202:0x206] = b"HdrS"
-    data[0x20E:0x210] = (0x3000 - 0x200).to_bytes(2, "little")
-    data[0x3000:0x3010] = b"6.9.0-nobpf #1\0\0"
-    image_path.write_bytes(bytes(data))
+    make_bzimage(image_path, "6.9.0-nobpf #1")
     (isolated / "config").write_text("# CONFIG_BPF_SYSCALL is not set\n")
     code, out, err = run(["run", "--kernel", str(image_path), "--suite", "maps"], capsys)
     assert code == 2
@@ -140,11 +137,7 @@ def test_sigterm_becomes_keyboard_interrupt(capsys: pytest.CaptureFixture[str]) 
 
 def test_kernel_fetch_prints_release_and_image(capsys: pytest.CaptureFixture[str], isolated: Path) -> None:
     image_path = isolated / "bzImage"
-    data = bytearray(0x4000)
-    data[0x202:0x206] = b"HdrS"
-    data[0x20E:0x210] = (0x3000 - 0x200).to_bytes(2, "little")
-    data[0x3000:0x3010] = b"6.9.0-local #1\0\0"
-    image_path.write_bytes(bytes(data))
+    make_bzimage(image_path, "6.9.0-local #1")
     code, out, err = run(["kernel", "fetch", str(image_path)], capsys)
     assert code == 0
     assert out.split() == ["6.9.0-local", str(image_path.resolve())]

@@ -13,22 +13,10 @@ import pytest
 from lab import apt, kernel
 from lab.errors import InfraError, UserError
 from lab.kernel import Kernel
+from labfakes import make_bzimage
 from lab.kernelspec import DebianSpec, PathSpec
 
 GOOD_CONFIG = "#\n# Linux/x86 6.1.0 Kernel Configuration\n#\nCONFIG_BPF=y\nCONFIG_BPF_SYSCALL=y\nCONFIG_BPF_JIT=y\n"
-
-
-def make_bzimage(path: Path, version: str, *, pointer_at: int = 0x3000) -> Path:
-    """A file with an x86 boot protocol setup header: "HdrS" at 0x202, version pointer at 0x20e."""
-    data = bytearray(0x4000)
-    data[0x1FE:0x200] = b"\x55\xaa"
-    data[0x202:0x206] = b"HdrS"
-    data[0x206:0x208] = (0x020F).to_bytes(2, "little")  # protocol version
-    data[0x20E:0x210] = (pointer_at - 0x200).to_bytes(2, "little")
-    encoded = version.encode() + b"\0"
-    data[pointer_at : pointer_at + len(encoded)] = encoded
-    path.write_bytes(bytes(data))
-    return path
 
 
 def logs() -> tuple[list[str], Callable[[str], None]]:

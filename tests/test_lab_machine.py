@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import shlex
 import socket
-import stat
 import time
 from pathlib import Path
 
 import pytest
 
+from labfakes import fake_qemu  # noqa: F401 (a fixture)
 from lab import guestinit, machine
 from lab.errors import InfraError
 from lab.machine import BootFailed, BootTimedOut, Machine, MachineSpec
@@ -113,20 +113,6 @@ def test_free_port_is_bindable_on_loopback() -> None:
 # --- Machine with a fake qemu-system-x86_64 -------------------------------------------------------
 
 
-@pytest.fixture
-def fake_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """fake_qemu(shell_body) puts a `qemu-system-x86_64` script first on PATH."""
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-
-    def install(body: str) -> Path:
-        script = bin_dir / machine.QEMU
-        script.write_text("#!/bin/sh\n" + body + "\n")
-        script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
-        return script
-
-    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
-    return install
 
 
 def _gone(pid: int) -> bool:
