@@ -152,6 +152,17 @@ def resolve_kernel_package(series: str, flavour: str) -> tuple[str, str]:
     return newest(parse_show(_run(["apt-cache", "show", "--no-all-versions", *names])))
 
 
+def resolve_package(package: str, asked_as: str) -> tuple[str, str]:
+    """The newest installable version of one named package, as (package, version)."""
+    pairs = parse_show(_run(["apt-cache", "show", "--no-all-versions", package])) if package in set(
+        _run(["apt-cache", "pkgnames", package]).split()) else []
+    if not pairs:
+        if not _run(["apt-cache", "pkgnames", "linux-"]).strip():
+            raise InfraError("the host's apt lists are empty: run `apt-get update` (or `make setup`)")
+        raise UserError(f"no Debian package {package} for {asked_as} in the host's apt lists")
+    return newest(pairs)
+
+
 def download(package: str, version: str, dest: Path) -> Path:
     """Download one .deb into dest (no install) and return its path."""
     dest.mkdir(parents=True, exist_ok=True)

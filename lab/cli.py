@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import accel, consolescan, image, kernel, keys, pipeline, report, runner
+from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, pipeline, report, runner
 from .errors import InfraError, UserError
-from .kernelspec import DEFAULT_KERNEL, parse_kernel_spec
+from .kernelspec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
 from .outcome import USER_ERROR_EXIT, Outcome, exit_code
 from .paths import cache_dir, results_dir
 from .results import SuiteResult
@@ -29,7 +29,7 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def _kernel_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--kernel", default=DEFAULT_KERNEL, help="debian:6.1, debian:6.12 or a bzImage path")
+    parser.add_argument("--kernel", default=DEFAULT_KERNEL, help="debian:6.1, debian:6.12, build:<id> or a bzImage path")
     parser.add_argument("--modules", help="modules directory (lib/modules/RELEASE) for a kernel path")
     parser.add_argument("--config", help="config file for a kernel path")
     parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
@@ -37,10 +37,32 @@ def _kernel_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmdline", default="", help="extra kernel command line")
 
 
+def _build_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--source", required=True, help="debian:6.1, debian:6.12, a kernel tree or a source tarball")
+    parser.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
+                        help="Kconfig fragment merged over kernel-configs/base.config (repeatable, later wins)")
+    parser.add_argument("--patch", action="append", default=[], metavar="FILE",
+                        help="patch (or directory of *.patch) applied in order with patch -p1 (repeatable)")
+
+
 def cmd_kernel_fetch(args: argparse.Namespace) -> int:
     spec = parse_kernel_spec(args.spec, args.modules, args.config)
     fetched = kernel.fetch(spec, cache_dir(), log)
     print(f"{fetched.release} {fetched.image}")
+    return 0
+
+
+def build_request(args: argparse.Namespace) -> kbuild.BuildRequest:
+    return kbuild.BuildRequest(
+        ksource.parse_source_spec(args.source),
+        tuple(Path(p).expanduser() for p in args.config),
+        tuple(Path(p).expanduser() for p in args.patch),
+    )
+
+
+def cmd_kernel_build(args: argparse.Namespace) -> int:
+    built = kbuild.build(build_request(args), cache_dir(), log, jobs=args.jobs)
+    print(f"build:{built.build_id} {built.kernel.image}")
     return 0
 
 
@@ -80,13 +102,13 @@ def cmd_boot(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> pipeline.RunOutcome:
+    """Boot one kernel, run the requested suites, print the table; the run's outcome and record."""
     suites = runner.parse_suites(args.suite)
     cache = cache_dir()
     started = time.monotonic()
     prepared = pipeline.prepare(spec, cache, log)
-    request = pipeline.RunRequest(spec, args.kernel, suites, args.accel,
+    request = pipeline.RunRequest(spec, label, suites, args.accel,
                                   Path(args.results) if args.results else results_dir(),
                                   args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
                                   splats=consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
@@ -105,7 +127,36 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not header_printed:
         print("no suite ran")
     print(report.closing(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started))
+    return outcome
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    outcome = run_suites(args, parse_kernel_spec(args.kernel, args.modules, args.config), args.kernel)
     return exit_code(outcome.outcome)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Build the source without and with the patches, run the suites on both, compare."""
+    if not args.patch:
+        raise UserError("validate needs at least one --patch (the base is the source without them)")
+    runner.parse_suites(args.suite)  # a bad suite name fails before two builds, not after
+    request = build_request(args)
+    base = kbuild.build(kbuild.BuildRequest(request.source, request.fragments), cache_dir(), log, jobs=args.jobs)
+    patched = kbuild.build(request, cache_dir(), log, jobs=args.jobs)
+    runs = []
+    for name, built in (("base", base), ("patched", patched)):
+        print(f"== {name}: build:{built.build_id}", flush=True)
+        runs.append(run_suites(args, BuildSpec(built.build_id), f"build:{built.build_id}"))
+    result = compare.compare(compare.load_run(runs[0].record.directory), compare.load_run(runs[1].record.directory))
+    print(f"== base build:{base.build_id} vs patched build:{patched.build_id}")
+    print(comparereport.render(result))
+    return 1 if result.regressions else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    result = compare.compare(compare.load_run(args.run_a, results_dir()), compare.load_run(args.run_b, results_dir()))
+    print(comparereport.render_json(result) if args.json else comparereport.render(result))
+    return 1 if result.regressions else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,10 +166,16 @@ def build_parser() -> argparse.ArgumentParser:
     kernel_parser = commands.add_parser("kernel", help="kernel acquisition")
     kernel_commands = kernel_parser.add_subparsers(dest="kernel_command", required=True)
     fetch = kernel_commands.add_parser("fetch", help="fetch a Debian kernel (or check a local one) into the cache")
-    fetch.add_argument("spec", help="debian:6.1, debian:6.12 or a bzImage path")
+    fetch.add_argument("spec", help="debian:6.1, debian:6.12, build:<id> or a bzImage path")
     fetch.add_argument("--modules")
     fetch.add_argument("--config")
     fetch.set_defaults(func=cmd_kernel_fetch)
+
+    kbuild_parser = kernel_commands.add_parser(
+        "build", help="build a kernel from source with the lab's base fragment, your fragments and patches")
+    _build_args(kbuild_parser)
+    kbuild_parser.add_argument("--jobs", type=int, help="make -j (default: all cores)")
+    kbuild_parser.set_defaults(func=cmd_kernel_build)
 
     image_parser = commands.add_parser("image", help="guest image")
     image_commands = image_parser.add_subparsers(dest="image_command", required=True)
@@ -134,6 +191,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="boot a kernel and run suites in it")
     _kernel_args(run)
+    _run_args(run)
+    run.set_defaults(func=cmd_run)
+
+    validate = commands.add_parser("validate", help="build without and with patches, run the suites on both, compare")
+    _build_args(validate)
+    validate.add_argument("--jobs", type=int, help="make -j (default: all cores)")
+    validate.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    validate.add_argument("--cmdline", default="", help="extra kernel command line")
+    _run_args(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    compare_parser = commands.add_parser("compare", help="compare two runs test by test; exit 1 if B regressed")
+    compare_parser.add_argument("run_a", metavar="RUN_A", help="results directory (or run id under the results root)")
+    compare_parser.add_argument("run_b", metavar="RUN_B", help="results directory (or run id under the results root)")
+    compare_parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare_parser.set_defaults(func=cmd_compare)
+    return parser
+
+
+def _run_args(run: argparse.ArgumentParser) -> None:
     run.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
     run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
     run.add_argument("--suite-timeout", type=float, help="seconds per suite (default 150, x4 under TCG)")
@@ -143,8 +220,6 @@ def build_parser() -> argparse.ArgumentParser:
                      help="a console line matching this fails the run like a WARNING (repeatable)")
     run.add_argument("--run-timeout", type=float, help="seconds for the whole run, boot to last suite (default: none beyond each stage's bound)")
     run.add_argument("--boot-timeout", type=float, help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
-    run.set_defaults(func=cmd_run)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,7 +13,8 @@ from typing import Callable
 
 from . import apt
 from .errors import InfraError, UserError
-from .kernelspec import DebianSpec, KernelSpec, PathSpec
+from .kconfig import parse_config
+from .kernelspec import BuildSpec, DebianSpec, KernelSpec, PathSpec
 
 Log = Callable[[str], None]
 
@@ -43,20 +44,6 @@ class Kernel:
         image = path("image")
         assert image is not None
         return cls(image, str(data["release"]), path("config"), path("modules"), dict(data["identity"]))  # type: ignore[arg-type]
-
-
-def parse_config(text: str) -> dict[str, str]:
-    """`CONFIG_X=value` lines into a dict; `# CONFIG_X is not set` becomes 'n'."""
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        if line.startswith("CONFIG_") and "=" in line:
-            key, value = line.split("=", 1)
-            values[key] = value
-        else:
-            unset = re.match(r"# (CONFIG_\w+) is not set", line)
-            if unset:
-                values[unset[1]] = "n"
-    return values
 
 
 def check_config(config: Path, what: str) -> None:
@@ -193,7 +180,21 @@ def use_local(spec: PathSpec, log: Log) -> Kernel:
     return Kernel(spec.image.resolve(), release, config, modules, identity)
 
 
+def load_build(build_id: str, cache: Path) -> Kernel:
+    """The kernel of `build:<id>`, from `lab kernel build`'s cache."""
+    meta = cache / "builds" / build_id / "kernel.json"
+    if build_id.startswith(".") or "/" in build_id or not meta.is_file():
+        known = sorted(p.parent.name for p in (cache / "builds").glob("[!.]*/kernel.json"))
+        hint = f"; built: {', '.join(known)}" if known else "; none built yet (lab kernel build)"
+        raise UserError(f"unknown kernel build:{build_id}{hint}")
+    return Kernel.from_json(json.loads(meta.read_text()))
+
+
 def fetch(spec: KernelSpec, cache: Path, log: Log) -> Kernel:
     if isinstance(spec, DebianSpec):
         return fetch_debian(spec, cache, log)
+    if isinstance(spec, BuildSpec):
+        built = load_build(spec.build_id, cache)
+        log(f"kernel: build:{spec.build_id} ({built.release})")
+        return built
     return use_local(spec, log)

@@ -10,10 +10,10 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2ehelpers import lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
 
 from lab import image, keys, pipeline
 from lab.errors import InfraError
@@ -24,25 +24,6 @@ from lab.transport import SshTarget
 
 pytestmark = pytest.mark.boot
 SUITES = {"maps", "dump", "pin"}
-
-
-def qemu_pids() -> set[int]:
-    found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
-    return {int(pid) for pid in found.split()}
-
-
-@pytest.fixture(autouse=True)
-def no_qemu_left() -> Iterator[None]:
-    before = qemu_pids()
-    yield
-    left = qemu_pids() - before
-    assert not left, f"QEMU processes left running: {left}"
-
-
-def lab(*args: str, results: Path, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LAB_RESULTS": str(results)}
-    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout, check=False)
 
 
 def only_run_dir(results: Path) -> Path:

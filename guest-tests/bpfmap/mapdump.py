@@ -2,7 +2,7 @@
 
 No stock kernel has it: upstream turned it into the *_BATCH commands (5.6).
 A patched kernel appends it to ``enum bpf_cmd``; on the lab's patched 6.1
-that makes it 36 (after BPF_PROG_BIND_MAP = 35). On 6.12+ number 36 is
+that makes it 36 (after BPF_PROG_BIND_MAP = 35). Since 6.9 number 36 is
 BPF_TOKEN_CREATE, so whether the kernel has the command is decided only by
 :func:`probe_map_dump`'s behavioural trial, never by the number or a version.
 

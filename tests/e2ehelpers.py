@@ -1,0 +1,35 @@
+"""What the end-to-end tests that run the `lab` command share: running it, and the check
+that no QEMU process outlives a test."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def qemu_pids() -> set[int]:
+    found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
+    return {int(pid) for pid in found.split()}
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left() -> Iterator[None]:
+    before = qemu_pids()
+    yield
+    left = qemu_pids() - before
+    assert not left, f"QEMU processes left running: {left}"
+
+
+def lab(*args: str, results: Path | None = None, timeout: float = 3600) -> subprocess.CompletedProcess[str]:
+    """The `lab` command in a subprocess, as a user runs it (results under `results`)."""
+    env = dict(os.environ)
+    if results is not None:
+        env["LAB_RESULTS"] = str(results)
+    return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, check=False, cwd=REPO)
