@@ -105,7 +105,8 @@ def first_errors(log_text: str, limit: int = 5) -> list[str]:
     for line in log_text.splitlines():
         match = _COMPILER_ERROR.match(line)
         if match and match[1]:
-            compiler.append(match[1].removeprefix("../"))  # the object directory is inside the tree
+            # The object directory is inside the tree; gcc quotes with ‘’ in some locales.
+            compiler.append(match[1].removeprefix("../").replace("\u2018", "'").replace("\u2019", "'"))
         elif match and match[2]:
             make_errors.append(match[2])
         if len(compiler) >= limit:

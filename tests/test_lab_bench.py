@@ -1,6 +1,8 @@
 """lab.bench: the figure line (the measurements themselves need real boots: e2e)."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from lab import bench
@@ -16,3 +18,20 @@ def test_describe_reports_median_min_max_and_count() -> None:
 def test_describe_needs_samples() -> None:
     with pytest.raises(ValueError):
         bench.describe("whole-run", [])
+
+
+def test_one_line_patch_changes_exactly_one_line_of_code(tmp_path: Path) -> None:
+    from lab import bench_build, patches
+
+    tree = tmp_path / "tree"
+    source = tree / bench_build.CHANGED_FILE
+    source.parent.mkdir(parents=True)
+    original = "// SPDX\n#include <linux/bpf.h>\n#include <linux/btf.h>\n\nint x;\n"
+    source.write_text(original)
+    patch = bench_build.one_line_patch(tree, tmp_path / "one.patch")
+    patches.apply_series(tree, patches.load_series([patch]))
+    before, after = original.splitlines(), source.read_text().splitlines()
+    assert len(after) == len(before) + 1
+    added = [line for line in after if line not in before]
+    assert added == ["static int __maybe_unused lab_bench_one_line_change = 1;"]
+    assert after.index(added[0]) == 2  # right after the first #include: code, not a comment
