@@ -21,8 +21,8 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
     ("crash", re.compile(r"rcu: INFO: \S+ (self-)?detected stalls?.*")),
     # The lab's init never reboots or powers off, so either on the console is unexpected.
     ("crash", re.compile(r"reboot: (Restarting system|Power down).*")),
+    # Also lockdep: every report of it starts with "WARNING: possible ..." or "WARNING: inconsistent ...".
     ("warning", re.compile(r"WARNING: .*")),
-    ("warning", re.compile(r"possible (circular|recursive) locking dependency detected.*")),
 ]
 
 

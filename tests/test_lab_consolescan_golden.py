@@ -2,20 +2,24 @@
 
 tests/golden/capture.py made each log by booting the Debian 6.1 kernel in the lab and making
 it print one kind of report (sysrq, fsfreeze, the reboot syscall, or the labsplat test
-module). Like syzkaller's report tests: every kind has a log, and the parser must name it.
+module); the KASAN, UBSAN and lockdep logs come from a debug kernel the lab built
+(kernel-configs/debug.config, kernel-configs/patches/debug-splats) and LKDTM built into it.
+Like syzkaller's report tests: every kind has a log, and the parser must name it.
 """
 from __future__ import annotations
 
+import importlib.util
 import re
 from pathlib import Path
 
 import pytest
 
-from lab import consolescan
+from lab import consolescan, kconfig, patches
 from lab.outcome import Outcome
 from lab.pipeline import _classify_console
 
 GOLDEN = Path(__file__).parent / "golden" / "console"
+REPO = Path(__file__).resolve().parent.parent
 
 # kind -> (finding kind, title pattern) of the FIRST finding; None: the log must be clean.
 EXPECTED: dict[str, tuple[str, str] | None] = {
@@ -29,6 +33,16 @@ EXPECTED: dict[str, tuple[str, str] | None] = {
     "rcu-stall": ("crash", r"rcu: INFO: rcu_\w+ self-detected stall on CPU"),
     "hung-task": ("crash", r"INFO: task touch:\d+ blocked for more than \d+ seconds\."),
     "reboot": ("crash", r"reboot: Restarting system"),
+    "kasan": ("crash", r"BUG: KASAN: slab-out-of-bounds in lkdtm_SLAB_LINEAR_OVERFLOW(\.cold)?\+0x[0-9a-f]+/0x[0-9a-f]+"),
+    "ubsan": ("crash", r"UBSAN: array-index-out-of-bounds in (\.\./)?drivers/misc/lkdtm/bugs\.c:\d+:\d+"),
+    "lockdep": ("warning", r"WARNING: possible circular locking dependency detected"),
+}
+
+# kind -> what the report's excerpt (the lines after its header) must show
+DETAIL: dict[str, str] = {
+    "kasan": r"Write of size 4 at addr [0-9a-f]+ by task \S+/\d+",
+    "ubsan": r"index 8 is out of range for type 'char \[8\]'",
+    "lockdep": r"\(lkdtm_lock_a\)\S* at: lkdtm_LOCKDEP_AB_BA\+",
 }
 
 
@@ -62,9 +76,34 @@ def test_golden_log_is_named_by_its_first_finding(path: Path) -> None:
     assert reason == findings[0].title and findings[0].title in excerpt
 
 
+@pytest.mark.parametrize("path", [p for p in golden_logs() if kind_of(p) in DETAIL], ids=lambda p: p.stem)
+def test_debug_report_excerpt_shows_what_went_wrong(path: Path) -> None:
+    """The KASAN, UBSAN and lockdep excerpts carry the access, the index, or the locks."""
+    text = path.read_text(errors="replace")
+    _, _, excerpt = _classify_console(text, all_passed=True) or (None, "", "")
+    assert re.search(DETAIL[kind_of(path)], excerpt), excerpt
+
+
 @pytest.mark.parametrize("path", golden_logs(), ids=lambda p: p.stem)
 def test_every_golden_log_boots_cleanly_before_its_report(path: Path) -> None:
     """The boot part of each log (up to the ready marker) must not produce findings."""
     text = path.read_text(errors="replace")
     boot = text.split("lab-ready: sshd started on", 1)[0]
     assert "lab-ready" in text and consolescan.scan(boot) == []
+
+
+def test_debug_kernel_recipe_has_what_the_debug_kinds_need() -> None:
+    """The fragment asks for every symbol capture.py requires of a debug kernel, and the
+    patch series that adds LKDTM's LOCKDEP_AB_BA loads."""
+    spec = importlib.util.spec_from_file_location("golden_capture", REPO / "tests" / "golden" / "capture.py")
+    assert spec and spec.loader
+    capture = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(capture)
+    fragment = REPO / "kernel-configs" / "debug.config"
+    asked = {s.symbol: s.value for s in kconfig.parse_fragment(fragment.read_text(), fragment.name)}
+    needed = {symbol for symbols in capture.NEEDS_DEBUG_KERNEL.values() for symbol in symbols}
+    assert {symbol: asked.get(symbol) for symbol in needed} == dict.fromkeys(needed, "y")
+    assert set(capture.NEEDS_DEBUG_KERNEL) == {"kasan", "ubsan", "lockdep"} <= set(EXPECTED)
+    series = patches.load_series([REPO / "kernel-configs" / "patches" / "debug-splats"])
+    assert [p.name for p in series] == ["0001-lkdtm-add-LOCKDEP_AB_BA.patch"]
+    assert "+\tCRASHTYPE(LOCKDEP_AB_BA),\n" in series[0].path.read_text()
