@@ -37,22 +37,23 @@ def kvm_usable_device() -> bool:
     return os.access("/dev/kvm", os.R_OK | os.W_OK)
 
 
-def probe_kvm(kernel_image: Path, initramfs: Path, run_dir: Path) -> tuple[bool, str]:
+def probe_kvm(kernel_image: Path, initramfs: Path, run_dir: Path, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str]:
     spec = MachineSpec(kernel_image, initramfs, None, "kvm", run_dir, cpus=1, memory_mb=512,
                        extra_cmdline="lab.accel_probe", console_name="kvm-probe-console.log")
     with Machine(spec) as machine:
         machine.start(with_network=False)
         try:
-            machine.wait_for_marker(guestinit.PROBE_MARKER, PROBE_TIMEOUT)
+            machine.wait_for_marker(guestinit.PROBE_MARKER, timeout)
         except BootTimedOut:
-            return False, f"a KVM boot did not reach init within {PROBE_TIMEOUT:.0f} s"
+            return False, f"a KVM boot did not reach init within {timeout:.0f} s"
         except BootFailed as exc:
             last = exc.excerpt.strip().splitlines()[-1:] or [""]
             return False, f"a KVM boot failed: {exc.reason}: {last[0].strip()}"
     return True, "a KVM boot reached init"
 
 
-def choose(requested: str, kernel_image: Path, initramfs: Path, run_dir: Path, cache: Path, log: Log) -> AccelChoice:
+def choose(requested: str, kernel_image: Path, initramfs: Path, run_dir: Path, cache: Path, log: Log,
+           probe_timeout: float = PROBE_TIMEOUT) -> AccelChoice:
     """requested: auto, kvm or tcg."""
     if requested in ("kvm", "tcg"):
         return AccelChoice(requested, f"--accel {requested}", probed=False)
@@ -70,7 +71,7 @@ def choose(requested: str, kernel_image: Path, initramfs: Path, run_dir: Path, c
         if accel == "tcg":
             log(f"warning: KVM is unusable on this host ({reason}, cached probe); using TCG")
         return AccelChoice(accel, f"{reason} (cached probe)", probed=False)
-    ok, reason = probe_kvm(kernel_image, initramfs, run_dir)
+    ok, reason = probe_kvm(kernel_image, initramfs, run_dir, probe_timeout)
     accel = "kvm" if ok else "tcg"
     if not ok:
         log(f"warning: KVM is unusable on this host ({reason}); using TCG, timeouts scaled for it")

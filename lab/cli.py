@@ -111,6 +111,8 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> pipeli
     request = pipeline.RunRequest(spec, label, suites, args.accel,
                                   Path(args.results) if args.results else results_dir(),
                                   args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
+                                  ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
+                                  probe_timeout=args.probe_timeout,
                                   splats=consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
     header_printed = False
 
@@ -220,6 +222,11 @@ def _run_args(run: argparse.ArgumentParser) -> None:
                      help="a console line matching this fails the run like a WARNING (repeatable)")
     run.add_argument("--run-timeout", type=float, help="seconds for the whole run, boot to last suite (default: none beyond each stage's bound)")
     run.add_argument("--boot-timeout", type=float, help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
+    run.add_argument("--ssh-timeout", type=float, help="seconds from the ready marker to an SSH session (default 15, x4 under TCG)")
+    run.add_argument("--command-timeout", type=float,
+                     help="seconds for a housekeeping command: upload, dmesg (default 30, x4 under TCG)")
+    run.add_argument("--probe-timeout", type=float,
+                     help=f"seconds the KVM probe boot may take to reach init (default {accel.PROBE_TIMEOUT:.0f})")
 
 
 def main(argv: list[str] | None = None) -> int:

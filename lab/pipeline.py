@@ -47,6 +47,9 @@ class RunRequest:
     tree: runner.TestTree | None = None  # None: guest-tests/ and its suites
     boot_timeout: float | None = None
     run_timeout: float | None = None  # the whole run, on top of each stage's own bound
+    ssh_timeout: float | None = None
+    command_timeout: float | None = None
+    probe_timeout: float | None = None  # None: accel.PROBE_TIMEOUT
     splats: consolescan.SplatPolicy = field(default_factory=consolescan.SplatPolicy)
 
 
@@ -168,11 +171,12 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         with run_deadline(request.run_timeout):
             record.set("qemu_version", qemu_version())
             with record.stage("accelerator"):
-                choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
+                choice = accel.choose(request.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log,
+                                      request.probe_timeout or accel.PROBE_TIMEOUT)
             record.set("accelerator", {"name": choice.accel, "reason": choice.reason, "probed": choice.probed})
             timeouts = request.timeouts.scaled_for(choice.accel).with_suite(request.suite_timeout)
-            if request.boot_timeout is not None:
-                timeouts = replace(timeouts, boot=request.boot_timeout)
+            overrides = {"boot": request.boot_timeout, "ssh": request.ssh_timeout, "command": request.command_timeout}
+            timeouts = replace(timeouts, **{k: v for k, v in overrides.items() if v is not None})
             record.set("timeouts", timeouts.__dict__)
             boot_started = time.monotonic()
             with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):

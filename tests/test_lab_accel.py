@@ -25,7 +25,8 @@ def no_probe(monkeypatch: pytest.MonkeyPatch) -> list[tuple]:
 
 
 def _probe(calls: list[tuple], verdict: tuple[bool, str]):
-    def probe(kernel_image: Path, initramfs: Path, run_dir: Path) -> tuple[bool, str]:
+    def probe(kernel_image: Path, initramfs: Path, run_dir: Path, timeout: float) -> tuple[bool, str]:
+        assert timeout == accel.PROBE_TIMEOUT
         calls.append((kernel_image, initramfs, run_dir))
         return verdict
     return probe

@@ -132,13 +132,13 @@ class World:
         (run_dir / "dmesg.txt").write_text("dmesg\n")
 
     def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None,
-                run_timeout: float | None = None) -> pipeline.RunOutcome:
+                run_timeout: float | None = None, **bounds: float) -> pipeline.RunOutcome:
         kernel = Kernel(self.tmp_path / "vmlinuz", "6.1.0-fake", None, None, {"origin": "debian"})
         keys = LabKeys(self.tmp_path / "c", "ssh-ed25519 AAAA c", self.tmp_path / "h", "ssh-ed25519 BBBB")
         prepared = pipeline.Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
                                      self.tmp_path / "initrd", keys, {"kernel": 0.1})
         request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
-                                      suite_timeout, run_timeout=run_timeout)
+                                      suite_timeout, run_timeout=run_timeout, **bounds)  # type: ignore[arg-type]
         return pipeline.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
 
 
@@ -174,6 +174,19 @@ def test_timeouts_are_scaled_and_the_suite_timeout_applies(world: World) -> None
     recorded = metadata(result)["timeouts"]
     assert recorded["suite"] == 42
     assert recorded["boot"] == Timeouts().scaled_for("tcg").boot
+
+
+def test_every_stage_bound_can_be_set(world: World) -> None:
+    """--boot-timeout, --ssh-timeout and --command-timeout replace the scaled defaults; the
+    probe bound reaches the accelerator choice."""
+    probe_bounds: list[object] = []
+    chosen = world._choose
+    world.monkeypatch.setattr(accel, "choose", lambda *args: probe_bounds.append(args[-1]) or chosen(*args))
+    result = world.execute(boot_timeout=11, ssh_timeout=7, command_timeout=9, probe_timeout=3)
+    recorded = metadata(result)["timeouts"]
+    assert (recorded["boot"], recorded["ssh"], recorded["command"]) == (11, 7, 9)
+    assert recorded["suite"] == Timeouts().scaled_for("tcg").suite
+    assert probe_bounds == [3]
 
 
 def test_a_failing_suite_is_failed(world: World) -> None:
