@@ -117,7 +117,10 @@ def _compare_versions(a: str, b: str) -> int:
 
 def newest(versions: list[tuple[str, str]]) -> tuple[str, str]:
     """The (package, version) pair with the highest Debian version."""
-    return max(versions, key=functools.cmp_to_key(lambda x, y: _compare_versions(x[1], y[1])))
+    def by_version(x: tuple[str, str], y: tuple[str, str]) -> int:
+        return _compare_versions(x[1], y[1])
+
+    return max(versions, key=functools.cmp_to_key(by_version))
 
 
 def kernel_package_pattern(series: str, flavour: str) -> re.Pattern[str]:

@@ -238,11 +238,12 @@ def load_run(arg: str | Path, results_root: Path | None = None) -> Run:
         tests[(test.suite, test.name)] = test
     # metadata.json is written before the guest boots, but a copied results.json alone
     # still compares: the header then has no kernel or outcome.
-    metadata: object = {}
+    metadata: dict[str, object] = {}
     if (directory / "metadata.json").exists():
-        metadata = _read_json(directory / "metadata.json", directory)
-        if not isinstance(metadata, dict):
+        raw = _read_json(directory / "metadata.json", directory)
+        if not isinstance(raw, dict):
             raise _fail(directory, "metadata.json is not an object")
+        metadata = raw
     return Run(directory, metadata, tests)
 
 

@@ -43,7 +43,9 @@ class Kernel:
 
         image = path("image")
         assert image is not None
-        return cls(image, str(data["release"]), path("config"), path("modules"), dict(data["identity"]))  # type: ignore[arg-type]
+        identity = data.get("identity") or {}
+        assert isinstance(identity, dict)
+        return cls(image, str(data["release"]), path("config"), path("modules"), {str(k): str(v) for k, v in identity.items()})
 
 
 def check_config(config: Path, what: str) -> None:

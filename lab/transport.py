@@ -168,7 +168,9 @@ class SshTarget:
             try:
                 self._sftp = self._client.open_sftp()
                 # Reads from a frozen guest would wait forever; a bound turns that into an error.
-                self._sftp.get_channel().settimeout(SFTP_TIMEOUT)
+                channel = self._sftp.get_channel()
+                if channel is not None:
+                    channel.settimeout(SFTP_TIMEOUT)
             except (paramiko.SSHException, OSError, EOFError) as exc:
                 raise ConnectionLost(f"SFTP failed: {exc}") from exc
         return self._sftp
