@@ -9,6 +9,7 @@ Cache layers, each keyed by what determines it:
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -16,9 +17,10 @@ import re
 import shutil
 import subprocess
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from . import kconfig, kconfig_tree, ksource, patches
 from .errors import InfraError, UserError
@@ -210,25 +212,43 @@ def builds_dir(cache: Path) -> Path:
     return cache / "builds"
 
 
+def _remembered(remembered: Path, cache: Path) -> str | None:
+    if remembered.is_file():
+        known = remembered.read_text().strip()
+        if (builds_dir(cache) / known / "kernel.json").is_file():
+            return known
+    return None
+
+
+@contextmanager
+def _request_lock(path: Path) -> Iterator[None]:
+    """One build per request at a time: a second identical request waits, then finds it cached."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None) -> Built:
     fragments = read_fragments(request.fragments)
     series = patches.load_series(list(request.patches))
     source = ksource.acquire(request.source, cache, log)
     key = request_key(source.identity, fragments, series)
     remembered = builds_dir(cache) / "requests" / key
-    if remembered.is_file():
-        known = remembered.read_text().strip()
-        if (builds_dir(cache) / known / "kernel.json").is_file():
+    work = cache / "work" / key
+    with _request_lock(cache / "work" / f"{key}.lock"):
+        if known := _remembered(remembered, cache):
             log(f"build: build:{known} (cached, same request)")
             return Built(known, builds_dir(cache) / known, load_build(known, cache), True)
-
-    work = cache / "work" / key
-    try:
-        ident = _configure_and_compile(source, fragments, series, work, cache, jobs, log)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # logs are kept elsewhere; ccache keeps what a rebuild needs
-    remembered.parent.mkdir(parents=True, exist_ok=True)
-    remembered.write_text(ident + "\n")
+        try:
+            ident = _configure_and_compile(source, fragments, series, work, cache, jobs, log)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)  # logs are kept elsewhere; ccache keeps what a rebuild needs
+        remembered.parent.mkdir(parents=True, exist_ok=True)
+        remembered.write_text(ident + "\n")
     return Built(ident, builds_dir(cache) / ident, load_build(ident, cache), False)
 
 
@@ -311,5 +331,11 @@ def _compile(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident
         "config_seconds": round(config_seconds, 1), "build_seconds": round(seconds, 1),
         "image_sha256": sha256_file(staging / "bzImage"), "ccache": _ccache_stats(env),
     }, indent=2) + "\n")
-    staging.rename(final_dir)  # atomic: a half-built entry is never taken for a cached one
+    try:
+        staging.rename(final_dir)  # atomic: a half-built entry is never taken for a cached one
+    except OSError:
+        # Another request that ended in the same config finished first: same artifacts.
+        if not (final_dir / "kernel.json").is_file():
+            raise
+        shutil.rmtree(staging, ignore_errors=True)
     log(f"build: build:{ident} ({release}) in {seconds:.0f} s")

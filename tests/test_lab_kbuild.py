@@ -326,3 +326,25 @@ def test_fetch_of_a_build_spec_loads_the_build(tmp_path: Path) -> None:
     lines: list[str] = []
     assert kernel.fetch(BuildSpec("6.1.192-aaaaaaaaaaaa"), tmp_path, lines.append) == built
     assert any("build:6.1.192-aaaaaaaaaaaa" in line for line in lines)
+
+
+def test_two_builds_of_one_request_do_not_overlap(tmp_path: Path) -> None:
+    """The second identical request waits for the first (then finds its build cached)."""
+    import threading
+    import time
+
+    events: list[str] = []
+
+    def hold(name: str) -> None:
+        with kbuild._request_lock(tmp_path / "work" / "key.lock"):
+            events.append(f"{name} in")
+            time.sleep(0.2)
+            events.append(f"{name} out")
+
+    threads = [threading.Thread(target=hold, args=(name,)) for name in ("a", "b")]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.05)
+    for thread in threads:
+        thread.join()
+    assert events == ["a in", "a out", "b in", "b out"]
