@@ -9,12 +9,11 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, pipeline, report, runner
+from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, pipeline, report, runner, runreport, targetcli
 from .errors import InfraError, UserError
 from .kernelspec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
 from .outcome import USER_ERROR_EXIT, Outcome, exit_code
 from .paths import cache_dir, results_dir
-from .results import SuiteResult
 from .timeouts import Timeouts
 from .transport import quote_command
 
@@ -114,25 +113,20 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> pipeli
                                   ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
                                   probe_timeout=args.probe_timeout,
                                   splats=consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
-    header_printed = False
-
-    def on_suite(result: SuiteResult) -> None:
-        nonlocal header_printed
-        if not header_printed:
-            print(report.HEADER, flush=True)
-            header_printed = True
-        print(report.suite_line(result), flush=True)
-
-    outcome = pipeline.execute(request, prepared, cache, log, on_suite)
-    if outcome.outcome is not Outcome.PASSED and outcome.record.metadata.get("console_excerpt"):
-        log("console excerpt:\n" + str(outcome.record.metadata["console_excerpt"]))
-    if not header_printed:
-        print("no suite ran")
-    print(report.closing(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started))
+    table = report.SuiteTable(log)
+    outcome = pipeline.execute(request, prepared, cache, log, table.add)
+    table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
+                outcome.record.metadata.get("console_excerpt"))
     return outcome
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    targetcli.check_options(args)
+    if args.target is not None:
+        return targetcli.run_on_target(args, log)
+    # `run` leaves --kernel and --accel None unless given, so --target can tell them apart.
+    args.kernel = args.kernel or DEFAULT_KERNEL
+    args.accel = args.accel or "auto"
     outcome = run_suites(args, parse_kernel_spec(args.kernel, args.modules, args.config), args.kernel)
     return exit_code(outcome.outcome)
 
@@ -159,6 +153,13 @@ def cmd_compare(args: argparse.Namespace) -> int:
     result = compare.compare(compare.load_run(args.run_a, results_dir()), compare.load_run(args.run_b, results_dir()))
     print(comparereport.render_json(result) if args.json else comparereport.render(result))
     return 1 if result.regressions else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    # Every run is read before any is printed: a bad one is exit 2 with nothing half-printed.
+    runs = [runreport.load(arg, results_dir()) for arg in args.runs]
+    print("\n\n".join(runreport.render(run) for run in runs))
+    return 0 if all(run.passed for run in runs) else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,7 +195,8 @@ def build_parser() -> argparse.ArgumentParser:
     run = commands.add_parser("run", help="boot a kernel and run suites in it")
     _kernel_args(run)
     _run_args(run)
-    run.set_defaults(func=cmd_run)
+    targetcli.add_target_args(run)
+    run.set_defaults(func=cmd_run, kernel=None, accel=None)
 
     validate = commands.add_parser("validate", help="build without and with patches, run the suites on both, compare")
     _build_args(validate)
@@ -209,6 +211,10 @@ def build_parser() -> argparse.ArgumentParser:
     compare_parser.add_argument("run_b", metavar="RUN_B", help="results directory (or run id under the results root)")
     compare_parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
     compare_parser.set_defaults(func=cmd_compare)
+
+    report_parser = commands.add_parser("report", help="print runs again as `lab run` did; exit 1 unless all passed")
+    report_parser.add_argument("runs", nargs="+", metavar="RUN", help="results directory (or run id under the results root)")
+    report_parser.set_defaults(func=cmd_report)
     return parser
 
 

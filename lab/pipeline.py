@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator
 
-from . import accel, consolescan, image, initramfs, kernel, keys, runner
+from . import accel, consolescan, image, initramfs, kernel, keys, reproducer, runner
 from .errors import InfraError
 from .guestinit import READY_MARKER
 from .kernel import Kernel
@@ -137,8 +137,9 @@ def run_deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
-def _classify_console(text: str, all_passed: bool,
-                      policy: consolescan.SplatPolicy = consolescan.SplatPolicy()) -> tuple[Outcome, str, str] | None:
+def classify_kernel_log(text: str, all_passed: bool,
+                        policy: consolescan.SplatPolicy = consolescan.SplatPolicy()) -> tuple[Outcome, str, str] | None:
+    """A crash in the kernel's log (console or dmesg) decides the run; a warning only a green one."""
     findings = consolescan.scan(text, policy)
     crashes = [f for f in findings if f.kind == "crash"]
     if crashes:
@@ -149,16 +150,35 @@ def _classify_console(text: str, all_passed: bool,
     return None
 
 
+def verdict(suites: list[SuiteResult], kernel_log: str, policy: consolescan.SplatPolicy) -> tuple[Outcome, str, str]:
+    """The outcome of a run whose suites all ended: the kernel's log first, then timeouts, then failures."""
+    all_passed = all(s.ok for s in suites)
+    classified = classify_kernel_log(kernel_log, all_passed, policy)
+    if classified:
+        return classified
+    timed_out = [s for s in suites if s.error.startswith("timed out")]
+    if timed_out:
+        return Outcome.TIMED_OUT, f"suite {timed_out[0].name}: {timed_out[0].error}", ""
+    if not all_passed:
+        return Outcome.FAILED, f"failures in suite(s): {', '.join(s.name for s in suites if not s.ok)}", ""
+    return Outcome.PASSED, "every suite passed", ""
+
+
 def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
             on_suite: Callable[[SuiteResult], None]) -> RunOutcome:
     """Run the suites on a prepared kernel; the record is kept whatever happens."""
     record = RunRecord.create(request.results_root, prepared.kernel.release, {
         "kernel": request.kernel_label, "suites": request.suites, "accel": request.accel,
     })
-    record.set("kernel", {"release": prepared.kernel.release, "image": str(prepared.kernel.image),
-                          **prepared.kernel.identity})
+    kernel_identity = {"release": prepared.kernel.release, "image": str(prepared.kernel.image),
+                       **prepared.kernel.identity}
+    record.set("kernel", kernel_identity)
     record.set("image", {"path": str(prepared.image.path), "digest": prepared.image.digest})
     record.set("prepare_seconds", prepared.seconds)
+    revision = reproducer.lab_revision()
+    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
+    reproducer.write(record.directory, request, cache, kernel_identity, prepared.image.digest, revision)
+    record.set("reproducer", reproducer.SCRIPT_NAME)
     run_dir = record.directory
     suites: list[SuiteResult] = []
     machine: Machine | None = None
@@ -209,7 +229,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         return finish(Outcome.TIMED_OUT, f"boot: {exc.reason}", exc.excerpt)
     except (ConnectionLost, CommandTimedOut) as exc:
         text = (run_dir / "console.log").read_text(errors="replace") if (run_dir / "console.log").exists() else ""
-        crash = _classify_console(text, all_passed=False, policy=request.splats)
+        crash = classify_kernel_log(text, all_passed=False, policy=request.splats)
         if crash and crash[0] is Outcome.KERNEL_CRASHED:
             return finish(*crash)
         excerpt = machine.console.excerpt() if machine and machine.console else ""
@@ -221,15 +241,4 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
     except KeyboardInterrupt:
         finish(Outcome.INTERRUPTED, "interrupted (SIGINT/SIGTERM)")
         raise
-    console_text = (run_dir / "console.log").read_text(errors="replace")
-    all_passed = all(s.ok for s in suites)
-    classified = _classify_console(console_text, all_passed, request.splats)
-    if classified:
-        return finish(*classified)
-    timed_out = [s for s in suites if s.error.startswith("timed out")]
-    if timed_out:
-        return finish(Outcome.TIMED_OUT, f"suite {timed_out[0].name}: {timed_out[0].error}")
-    if not all_passed:
-        failing = [s.name for s in suites if not s.ok]
-        return finish(Outcome.FAILED, f"failures in suite(s): {', '.join(failing)}")
-    return finish(Outcome.PASSED, "every suite passed")
+    return finish(*verdict(suites, (run_dir / "console.log").read_text(errors="replace"), request.splats))

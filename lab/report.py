@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from .outcome import Outcome
 from .results import SuiteResult
@@ -15,6 +16,32 @@ def suite_line(result: SuiteResult) -> str:
     return f"{line}  ({result.error})" if result.error else line
 
 
-def closing(outcome: Outcome, reason: str, directory: Path, seconds: float) -> str:
-    """The last two lines of `lab run`, after the suite lines printed as each suite ended."""
-    return f"outcome: {outcome.value} ({reason})\nresults: {directory}  [{seconds:.1f} s]"
+def closing(outcome: Outcome, reason: str, directory: Path, seconds: float | None) -> str:
+    """The last two lines of `lab run`, after the suite lines printed as each suite ended.
+
+    seconds is None when `lab report` reads a run that did not record when it finished."""
+    took = f"  [{seconds:.1f} s]" if seconds is not None else ""
+    return f"outcome: {outcome.value} ({reason})\nresults: {directory}{took}"
+
+
+class SuiteTable:
+    """`lab run`'s live output: the header before the first suite, a line as each suite ends,
+    and the closing lines (with the kernel's excerpt when the run did not pass)."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        self.log = log
+        self.printed = False
+
+    def add(self, result: SuiteResult) -> None:
+        if not self.printed:
+            print(HEADER, flush=True)
+            self.printed = True
+        print(suite_line(result), flush=True)
+
+    def close(self, outcome: Outcome, reason: str, directory: Path, seconds: float, excerpt: object,
+              excerpt_name: str = "console excerpt") -> None:
+        if outcome is not Outcome.PASSED and excerpt:
+            self.log(f"{excerpt_name}:\n{excerpt}")
+        if not self.printed:
+            print("no suite ran")
+        print(closing(outcome, reason, directory, seconds))

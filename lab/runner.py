@@ -58,18 +58,27 @@ def parse_suites(text: str) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def ship(target: Target, timeout: float, tree: TestTree | None = None) -> int:
+def _tests_dir(root: str) -> str:
+    return f"{root}/guest-tests"
+
+
+def _out_dir(root: str) -> str:
+    return f"{root}/out"
+
+
+def ship(target: Target, timeout: float, tree: TestTree | None = None, root: str = REMOTE_ROOT) -> int:
+    """Upload the tree under `root` (a guest's /root/lab; a per-run directory on a real machine)."""
     tree = tree or default_tree()
-    target.run(quote_command(["rm", "-rf", REMOTE_ROOT]), timeout)
-    target.run(quote_command(["mkdir", "-p", REMOTE_TESTS, REMOTE_OUT]), timeout)
-    return target.put_tree(tree.root, REMOTE_TESTS)
+    target.run(quote_command(["rm", "-rf", root]), timeout)
+    target.run(quote_command(["mkdir", "-p", _tests_dir(root), _out_dir(root)]), timeout)
+    return target.put_tree(tree.root, _tests_dir(root))
 
 
-def suite_command(suite: str, tree: TestTree | None = None) -> str:
+def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_ROOT) -> str:
     tree = tree or default_tree()
     argv = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs",
-            f"--junitxml={REMOTE_OUT}/{suite}.xml", "-o", "junit_family=xunit1", tree.suites[suite]]
-    return f"cd {quote_command([REMOTE_TESTS])} && {quote_command(argv)}"
+            f"--junitxml={_out_dir(root)}/{suite}.xml", "-o", "junit_family=xunit1", tree.suites[suite]]
+    return f"cd {quote_command([_tests_dir(root)])} && {quote_command(argv)}"
 
 
 def _short_name(nodeid: str) -> str:
@@ -107,12 +116,13 @@ def records_from_stream(log_text: str, suite: str, why_unfinished: str) -> list[
     return [*finished.values(), *unfinished]
 
 
-def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None) -> SuiteResult:
+def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,
+              root: str = REMOTE_ROOT) -> SuiteResult:
     """Run one suite. A timeout or a lost connection still gives the tests that finished."""
     log = run_dir / f"{suite}.log"
     started = time.monotonic()
     try:
-        result = target.run(suite_command(suite, tree), timeout, stdout_sink=log)
+        result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
     except CommandTimedOut as exc:
         why = f"timed out: {exc}"
         partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
@@ -126,7 +136,7 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
         with log.open("a") as handle:
             handle.write(result.err)
     junit = run_dir / f"junit-{suite}.xml"
-    if not target.get(f"{REMOTE_OUT}/{suite}.xml", junit):
+    if not target.get(f"{_out_dir(root)}/{suite}.xml", junit):
         return SuiteResult(suite, [], wall, result.rc, f"pytest wrote no report (exit {result.rc}): {result.err.strip()[-300:]}")
     xml_text = junit.read_text()
     return SuiteResult(suite, parse_junit(xml_text, suite), wall, result.rc, properties=parse_suite_properties(xml_text))

@@ -1,7 +1,7 @@
 """The results directory of one run: written when the run starts, updated per stage, outcome last.
 
 Whatever happens later (a panic, a lost connection, Ctrl-C), what was already learnt is
-on disk: metadata.json after every stage, results.json after every suite.
+on disk: metadata.json after every stage, results.json and junit.xml after every suite.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
+from . import junitmerge
 from .errors import InfraError
 from .outcome import Outcome
 from .results import SuiteResult
@@ -85,6 +86,7 @@ class RunRecord:
     def add_suite(self, suite: SuiteResult) -> None:
         self.suites.append(suite)
         self._save_results()
+        junitmerge.write_merged(self.directory, self.suites)  # after each suite, so a cut-short run has it too
 
     def _save_results(self) -> None:
         _write_json(self.directory / "results.json", {

@@ -16,7 +16,7 @@ import pytest
 
 from lab import consolescan, kconfig, patches
 from lab.outcome import Outcome
-from lab.pipeline import _classify_console
+from lab.pipeline import classify_kernel_log
 
 GOLDEN = Path(__file__).parent / "golden" / "console"
 REPO = Path(__file__).resolve().parent.parent
@@ -65,13 +65,13 @@ def test_golden_log_is_named_by_its_first_finding(path: Path) -> None:
     expected = EXPECTED[kind_of(path)]
     if expected is None:
         assert findings == []
-        assert _classify_console(text, all_passed=True) is None
+        assert classify_kernel_log(text, all_passed=True) is None
         return
     kind, title = expected
     assert findings, "the parser found nothing in a log with a kernel report"
     assert findings[0].kind == kind
     assert re.fullmatch(title, findings[0].title), findings[0].title
-    outcome, reason, excerpt = _classify_console(text, all_passed=True) or (None, "", "")
+    outcome, reason, excerpt = classify_kernel_log(text, all_passed=True) or (None, "", "")
     assert outcome is (Outcome.KERNEL_CRASHED if kind == "crash" else Outcome.KERNEL_WARNED)
     assert reason == findings[0].title and findings[0].title in excerpt
 
@@ -80,7 +80,7 @@ def test_golden_log_is_named_by_its_first_finding(path: Path) -> None:
 def test_debug_report_excerpt_shows_what_went_wrong(path: Path) -> None:
     """The KASAN, UBSAN and lockdep excerpts carry the access, the index, or the locks."""
     text = path.read_text(errors="replace")
-    _, _, excerpt = _classify_console(text, all_passed=True) or (None, "", "")
+    _, _, excerpt = classify_kernel_log(text, all_passed=True) or (None, "", "")
     assert re.search(DETAIL[kind_of(path)], excerpt), excerpt
 
 

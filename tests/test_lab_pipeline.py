@@ -27,18 +27,18 @@ PANIC_LINE = "[   31.0] Kernel panic - not syncing: Fatal exception in interrupt
 LOCKUP_LINE = "[   60.1] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [python3:345]"
 
 
-# --- _classify_console ------------------------------------------------------------------------------
+# --- classify_kernel_log ------------------------------------------------------------------------------
 
 
 def test_classify_clean_console() -> None:
-    assert pipeline._classify_console(CLEAN, all_passed=True) is None
-    assert pipeline._classify_console(CLEAN, all_passed=False) is None
+    assert pipeline.classify_kernel_log(CLEAN, all_passed=True) is None
+    assert pipeline.classify_kernel_log(CLEAN, all_passed=False) is None
 
 
 def test_classify_crash_wins_whatever_the_tests_said() -> None:
     text = CLEAN + WARN_LINE + "\r\n" + "filler\r\n" * 3 + PANIC_LINE + "\r\n"
     for all_passed in (True, False):
-        outcome, reason, excerpt = pipeline._classify_console(text, all_passed)  # type: ignore[misc]
+        outcome, reason, excerpt = pipeline.classify_kernel_log(text, all_passed)  # type: ignore[misc]
         assert outcome is Outcome.KERNEL_CRASHED
         assert reason == "Kernel panic - not syncing: Fatal exception in interrupt"
         assert PANIC_LINE in excerpt and "\r" not in excerpt
@@ -46,17 +46,17 @@ def test_classify_crash_wins_whatever_the_tests_said() -> None:
 
 def test_classify_warning_only_when_everything_passed() -> None:
     text = CLEAN + WARN_LINE + "\r\n"
-    outcome, reason, excerpt = pipeline._classify_console(text, all_passed=True)  # type: ignore[misc]
+    outcome, reason, excerpt = pipeline.classify_kernel_log(text, all_passed=True)  # type: ignore[misc]
     assert outcome is Outcome.KERNEL_WARNED
     assert reason.startswith("WARNING: CPU: 1 PID: 345")
     assert WARN_LINE in excerpt
     # With failing tests, the failures are the outcome; the warning is in the console log.
-    assert pipeline._classify_console(text, all_passed=False) is None
+    assert pipeline.classify_kernel_log(text, all_passed=False) is None
 
 
 def test_classify_reports_the_first_crash() -> None:
     text = CLEAN + LOCKUP_LINE + "\n" + PANIC_LINE + "\n"
-    result = pipeline._classify_console(text, all_passed=True)
+    result = pipeline.classify_kernel_log(text, all_passed=True)
     assert result is not None and result[1].startswith("watchdog: BUG: soft lockup")
 
 

@@ -1,0 +1,195 @@
+"""lab.reproducer: reproducer.sh reruns `lab run` with this run's options, through a real /bin/sh.
+
+The round trip: `lab run ARGS` (the real CLI, up to the RunRequest it builds) -> reproducer.sh ->
+executed by sh against a stand-in `.venv/bin/lab` that records its argv -> that argv through the
+real CLI (lab.cli.build_parser() and cmd_run) again -> the same RunRequest.
+"""
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from test_lab_pipeline import World, world  # noqa: F401  (execute() with everything faked)
+
+from lab import cli, pipeline, reproducer
+from lab.consolescan import SplatPolicy
+from lab.kernelspec import BuildSpec, DebianSpec, PathSpec
+from lab import runner
+from lab.timeouts import Timeouts
+
+KERNEL = {"release": "6.1.0-28-cloud-amd64", "origin": "debian", "spec": "debian:6.1",
+          "package": "linux-image-6.1.0-28-cloud-amd64-unsigned", "version": "6.1.119-1", "config_sha256": "c" * 64}
+
+
+class Captured(Exception):
+    """Stops `lab run` once it has built its RunRequest."""
+
+
+def request_of(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> pipeline.RunRequest:
+    """The RunRequest the real `lab run` builds from argv; nothing is fetched or booted."""
+    seen: list[pipeline.RunRequest] = []
+
+    def execute(request: pipeline.RunRequest, *args: object) -> None:
+        seen.append(request)
+        raise Captured
+
+    monkeypatch.setattr(pipeline, "prepare", lambda *args: None)
+    monkeypatch.setattr(pipeline, "execute", execute)
+    with pytest.raises(Captured):
+        cli.main(argv)
+    return seen[0]
+
+
+@pytest.fixture
+def fake_repo(tmp_path: Path) -> Path:
+    """A repository root whose `.venv/bin/lab` writes $LAB_CACHE and its argv, NUL-separated, to $ARGV_OUT."""
+    repo = tmp_path / "repo"
+    (repo / ".venv" / "bin").mkdir(parents=True)
+    lab = repo / ".venv" / "bin" / "lab"
+    lab.write_text('#!/bin/sh\nprintf \'%s\\0\' "$LAB_CACHE" "$@" > "$ARGV_OUT"\n')
+    lab.chmod(lab.stat().st_mode | stat.S_IXUSR)
+    return repo
+
+
+def script_for(request: pipeline.RunRequest, run_dir: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setattr(reproducer, "REPO_ROOT", repo)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    return reproducer.write(run_dir, request, Path("/var/cache/lab"), KERNEL, "d" * 64, ("0123abcd" * 5, True))
+
+
+def execute_script(script: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[str, list[str]]:
+    """Run it with /bin/sh as a user would; the stand-in lab's LAB_CACHE and argv."""
+    out = cwd / "argv.bin"
+    environment = {k: v for k, v in os.environ.items() if k != "LAB_CACHE"} | {"ARGV_OUT": str(out)} | (env or {})
+    subprocess.run(["/bin/sh", str(script), *args], cwd=cwd, env=environment, check=True, timeout=30)
+    cache, *argv = out.read_bytes().decode().split("\0")[:-1]
+    return cache, argv
+
+
+def normalised(request: pipeline.RunRequest) -> pipeline.RunRequest:
+    """What the run does, whatever the spelling: paths absolute, the label (the run id's words) aside."""
+    kernel = request.kernel
+    if isinstance(kernel, PathSpec):
+        kernel = PathSpec(kernel.image.resolve(), kernel.modules.resolve() if kernel.modules else None,
+                          kernel.config.resolve() if kernel.config else None)
+    return replace(request, kernel=kernel, kernel_label="", results_root=request.results_root.resolve())
+
+
+ROUND_TRIPS = {
+    "defaults": ["run"],
+    "every option": ["run", "--kernel", "debian:6.12", "--suite", "pin,maps", "--accel", "tcg",
+                     "--cmdline", "console=ttyS0 quiet lab.x='a b'", "--suite-timeout", "42", "--boot-timeout", "7.5",
+                     "--ssh-timeout", "9", "--command-timeout", "11", "--probe-timeout", "3", "--run-timeout", "900",
+                     "--allow-splat", r"WARNING: .* at kernel/bpf/\w+\.c", "--allow-splat", "it's $HOME `x`",
+                     "--deny-splat=-EFAULT"],
+    "a debian flavour": ["run", "--kernel", "debian:6.1:rt-amd64", "--accel", "kvm"],
+    "a build": ["run", "--kernel", "build:6.1.192-42e5948d8e60", "--suite", "dump"],
+    "a relative kernel path": ["run", "--kernel", "kernels/bzImage", "--modules", "kernels/mods", "--config", "kernels/cfg",
+                               "--results", "out"],
+}
+
+
+@pytest.mark.parametrize("argv", ROUND_TRIPS.values(), ids=ROUND_TRIPS.keys())
+def test_the_script_reruns_lab_run_with_the_same_options(argv: list[str], tmp_path: Path, fake_repo: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    workdir = tmp_path / "work"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)  # where the user ran `lab run`: relative paths start here
+    monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "default-results"))
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    first = request_of(argv, monkeypatch)
+    expected = normalised(first)  # relative paths resolved from here, where they were given
+    script = script_for(first, tmp_path / "run", fake_repo, monkeypatch)
+
+    _, replayed = execute_script(script, cwd=tmp_path)
+    assert replayed[0] == "run"
+    cli.build_parser().parse_args(replayed)  # argparse takes every option as written (raises SystemExit if not)
+    monkeypatch.chdir(tmp_path)  # the replayed line needs no particular directory
+    again = request_of(replayed, monkeypatch)
+    assert normalised(again) == expected
+    assert again.results_root == (workdir / "out" if "--results" in argv else tmp_path / "default-results")
+    given = {arg.split("=")[0] for arg in argv if arg.startswith("--")}
+    for option in reproducer.BOUND_OPTIONS.values():
+        assert (option in given) == any(arg.startswith(option + "=") for arg in replayed), option  # none invented
+
+
+def test_the_results_root_is_the_first_argument_relative_to_the_caller(tmp_path: Path, fake_repo: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "first results")
+    script = script_for(request, tmp_path / "run", fake_repo, monkeypatch)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for args, results in [((), tmp_path / "first results"), (("/abs/rr2",), Path("/abs/rr2")),
+                          (("rr2",), elsewhere / "rr2")]:
+        _, argv = execute_script(script, *args, cwd=elsewhere)
+        assert cli.build_parser().parse_args(argv).results == str(results), args
+
+
+def test_the_script_uses_this_runs_cache_unless_told_otherwise(tmp_path: Path, fake_repo: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    script = script_for(pipeline.RunRequest(BuildSpec("6.1.192-abc"), "build:6.1.192-abc", ["maps"]),
+                        tmp_path / "run", fake_repo, monkeypatch)
+    assert execute_script(script, cwd=tmp_path)[0] == "/var/cache/lab"  # where build:<id> lives
+    assert execute_script(script, cwd=tmp_path, env={"LAB_CACHE": "/other"})[0] == "/other"
+
+
+def test_the_script_is_executable_and_says_what_it_reproduces(tmp_path: Path, fake_repo: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "results")
+    script = script_for(request, tmp_path / "20261122-063736-6.1.0-28-cloud-amd64-e0b1", fake_repo, monkeypatch)
+    assert script.name == "reproducer.sh" and os.access(script, os.X_OK)
+    lines = script.read_text().splitlines()
+    assert lines[0] == "#!/bin/sh" and "set -eu" in lines
+    header = "\n".join(line for line in lines if line.startswith("#"))
+    assert "run 20261122-063736-6.1.0-28-cloud-amd64-e0b1" in header
+    assert "linux-image-6.1.0-28-cloud-amd64-unsigned 6.1.119-1" in header and "c" * 64 in header
+    assert "sha256 " + "d" * 64 in header
+    assert "git " + "0123abcd" * 5 + " (dirty" in header
+    assert "newest package in the host's apt lists" in header  # debian:X.Y can move on
+    # The command is after the comment block: a reader sees what "exactly" means first.
+    assert max(i for i, line in enumerate(lines) if line.startswith("#")) < lines.index("set -eu")
+
+
+def test_what_no_option_can_say_is_noted_in_the_script(tmp_path: Path) -> None:
+    request = pipeline.RunRequest(BuildSpec("x"), "build:x", ["maps"], tree=runner.TestTree(tmp_path / "tree", {}),
+                                  timeouts=Timeouts(boot=1.0))
+    notes = reproducer.caveats(request)
+    assert any(str(tmp_path / "tree") in note for note in notes)
+    assert any("boot=1.0" in note for note in notes)
+    assert reproducer.caveats(pipeline.RunRequest(BuildSpec("x"), "build:x", ["maps"])) == []
+
+
+def test_kernel_options_for_each_spec(tmp_path: Path) -> None:
+    assert reproducer.kernel_argv(DebianSpec("6.12")) == ["--kernel=debian:6.12"]
+    assert reproducer.kernel_argv(BuildSpec("6.1.192-42e5")) == ["--kernel=build:6.1.192-42e5"]
+    spec = PathSpec(tmp_path / "bzImage", None, tmp_path / "config")
+    assert reproducer.kernel_argv(spec) == [f"--kernel={tmp_path / 'bzImage'}", f"--config={tmp_path / 'config'}"]
+
+
+def test_lab_revision_of_this_checkout_and_of_no_checkout(tmp_path: Path) -> None:
+    commit, _ = reproducer.lab_revision()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(reproducer.__file__).parent, capture_output=True,
+                          text=True, check=False)
+    assert commit == (head.stdout.strip() if head.returncode == 0 else None)
+    assert reproducer.lab_revision(tmp_path) == (None, False)
+
+
+def test_every_run_writes_its_reproducer_before_the_guest_boots(world: World) -> None:  # noqa: F811
+    from lab.machine import BootFailed
+
+    world.boot_error = BootFailed("QEMU exited before init was ready", "")
+    result = world.execute(suites=["pin"], suite_timeout=42)
+    directory = result.record.directory
+    metadata = json.loads((directory / "metadata.json").read_text())
+    assert metadata["reproducer"] == "reproducer.sh"
+    assert set(metadata["lab"]) == {"commit", "dirty"}
+    text = (directory / "reproducer.sh").read_text()
+    assert os.access(directory / "reproducer.sh", os.X_OK)
+    assert "--kernel=debian:6.1 --suite=pin --accel=auto --suite-timeout=42.0" in text
+    assert f'--results "$results"' in text and str(world.tmp_path / "results") in text
