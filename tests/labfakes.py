@@ -2,13 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
 import stat
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from lab import machine
+from lab.transport import CommandResult, CommandTimedOut
 
 
 def make_bzimage(path: Path, version: str, *, pointer_at: int = 0x3000) -> Path:
@@ -38,3 +41,24 @@ def fake_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str]
 
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     return install
+
+
+def run_in_bash(command: str, shown_as: str, timeout: float, env: dict[str, str], cwd: Path | None = None,
+                stdout_sink: Path | None = None) -> CommandResult:
+    """A Target's `run` on this machine: the process group is killed at the bound, like a guest's
+    command whose channel is closed; stdout goes to stdout_sink as well, as the runner expects."""
+    proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    if stdout_sink:
+        with stdout_sink.open("ab") as sink:
+            sink.write(out)
+    if timed_out:
+        raise CommandTimedOut(shown_as, timeout, out.decode(errors="replace"))
+    return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))

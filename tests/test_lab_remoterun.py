@@ -9,13 +9,13 @@ import json
 import os
 import shlex
 import shutil
-import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from labfakes import run_in_bash
 
 from lab import remoterun, runner
 from lab.outcome import Outcome
@@ -24,7 +24,7 @@ from lab.results import SuiteResult
 from lab.sshremote import SshUrl
 from lab.targetcheck import TargetFacts
 from lab.timeouts import Timeouts
-from lab.transport import CommandResult, CommandTimedOut
+from lab.transport import CommandResult
 
 
 class HereTarget:
@@ -39,21 +39,8 @@ class HereTarget:
 
     def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
         self.commands.append(command)
-        proc = subprocess.Popen(["bash", "-c", command], env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout if self.enforce_timeout else 60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            if stdout_sink:
-                with stdout_sink.open("ab") as sink:
-                    sink.write(out)
-            raise CommandTimedOut(command, timeout, out.decode(errors="replace")) from None
-        if stdout_sink:
-            with stdout_sink.open("ab") as sink:
-                sink.write(out)
-        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        return run_in_bash(command, command, timeout if self.enforce_timeout else 60, self.env,
+                           stdout_sink=stdout_sink)
 
     def put_tree(self, local_dir: Path, remote_dir: str) -> int:
         count = 0

@@ -5,13 +5,14 @@ import configparser
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+
+from labfakes import run_in_bash
 
 from lab import runner
 from lab.errors import UserError
@@ -42,21 +43,7 @@ class LocalTarget:
         self.commands.append(command)
         env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
         env.pop("PYTEST_ADDOPTS", None)
-        proc = subprocess.Popen(["bash", "-c", self._map(command)], cwd=self.root, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, start_new_session=True)
-        try:
-            out, err = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            out, err = proc.communicate()
-            if stdout_sink:
-                with stdout_sink.open("ab") as sink:
-                    sink.write(out)
-            raise CommandTimedOut(command, timeout, out.decode(errors="replace")) from None
-        if stdout_sink:
-            with stdout_sink.open("ab") as sink:
-                sink.write(out)
-        return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+        return run_in_bash(self._map(command), command, timeout, env, self.root, stdout_sink)
 
     def put_tree(self, local_dir: Path, remote_dir: str) -> int:
         count = 0
