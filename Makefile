@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio busybox-static kmod bpftool gcc libc6-dev \
-	make flex bison bc libelf-dev libssl-dev ccache patch xz-utils
+	make flex bison bc libelf-dev libssl-dev ccache patch xz-utils chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup host-deps venv run test unit bench clean
@@ -45,6 +45,7 @@ unit: venv
 bench: setup
 	$(BIN)/python -m lab.bench
 	$(BIN)/python -m lab.bench_build
+	$(BIN)/python -m lab.bench_matrix
 	$(SUDO) $(BIN)/python -m lab.bench_client
 
 clean:

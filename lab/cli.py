@@ -9,8 +9,9 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, pipeline, report, runner, runreport, targetcli
+from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, matrixcli, pipeline, report, runner, runreport, targetcli
 from .errors import InfraError, UserError
+from .matrixcli import cmd_matrix  # noqa: F401 (`lab matrix`; its parser is matrixcli.add_parser)
 from .kernelspec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
 from .outcome import USER_ERROR_EXIT, Outcome, exit_code
 from .paths import cache_dir, results_dir
@@ -215,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser = commands.add_parser("report", help="print runs again as `lab run` did; exit 1 unless all passed")
     report_parser.add_argument("runs", nargs="+", metavar="RUN", help="results directory (or run id under the results root)")
     report_parser.set_defaults(func=cmd_report)
+
+    matrixcli.add_parser(commands)
     return parser
 
 

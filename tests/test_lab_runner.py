@@ -5,7 +5,6 @@ import configparser
 import os
 import shlex
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
