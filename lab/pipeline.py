@@ -137,6 +137,29 @@ def run_deadline(seconds: float | None) -> Iterator[None]:
         signal.signal(signal.SIGALRM, previous)
 
 
+def run_suites_then_dmesg(target: runner.Target, names: list[str], tree: runner.TestTree | None, timeouts: Timeouts,
+                          record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
+                          log: Log, root: str = runner.REMOTE_ROOT) -> None:
+    """Each suite in turn, saved and reported as it ends (into suites); a lost connection raises
+    ConnectionLost, a timed-out suite ends the series; then the kernel log into dmesg.txt."""
+    for name in names:
+        with record.stage(f"suite:{name}"):
+            result = runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root)
+        suites.append(result)
+        record.add_suite(result)  # saved before anything else can go wrong
+        on_suite(result)
+        if result.lost:
+            raise ConnectionLost(result.error)
+        if result.error.startswith("timed out"):
+            break
+    # A machine that just hung a suite may not answer at all: ask briefly then.
+    dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
+    try:
+        runner.collect_dmesg(target, record.directory, dmesg_timeout)
+    except CommandTimedOut as exc:
+        log(f"warning: no dmesg: {exc}")
+
+
 def classify_kernel_log(text: str, all_passed: bool,
                         policy: consolescan.SplatPolicy = consolescan.SplatPolicy()) -> tuple[Outcome, str, str] | None:
     """A crash in the kernel's log (console or dmesg) decides the run; a warning only a green one."""
@@ -205,22 +228,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 record.set("ssh_port", m.ssh_port)
                 with record.stage("ship"):
                     runner.ship(target, timeouts.command, request.tree)
-                for name in request.suites:
-                    with record.stage(f"suite:{name}"):
-                        result = runner.run_suite(target, name, run_dir, timeouts.suite, request.tree)
-                    suites.append(result)
-                    record.add_suite(result)  # saved before anything else can go wrong
-                    on_suite(result)
-                    if result.lost:
-                        raise ConnectionLost(result.error)
-                    if result.error.startswith("timed out"):
-                        break
-                # A guest that just hung a suite may not answer at all: ask briefly then.
-                dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
-                try:
-                    runner.collect_dmesg(target, run_dir, dmesg_timeout)
-                except CommandTimedOut as exc:  # a guest that hung a suite may not answer dmesg either
-                    log(f"warning: no dmesg: {exc}")
+                run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log)
     except RunTimedOut as exc:
         return finish(Outcome.TIMED_OUT, str(exc), machine.console.excerpt() if machine and machine.console else "")
     except BootFailed as exc:

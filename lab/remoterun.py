@@ -16,7 +16,7 @@ from typing import Callable
 from . import consolescan, runner
 from .errors import InfraError
 from .outcome import Outcome
-from .pipeline import RunOutcome, RunTimedOut, run_deadline, verdict
+from .pipeline import RunOutcome, RunTimedOut, run_deadline, run_suites_then_dmesg, verdict
 from .results import SuiteResult
 from .runrecord import RunRecord
 from .sshremote import SshUrl
@@ -117,22 +117,8 @@ def execute(request: TargetRunRequest, target: runner.Target, facts: TargetFacts
                 remote_dir = _make_remote_dir(target, timeouts.command)
                 record.set("remote_dir", remote_dir)
                 runner.ship(target, timeouts.command, request.tree, root=f"{remote_dir}/lab")
-            for name in request.suites:
-                with record.stage(f"suite:{name}"):
-                    result = runner.run_suite(target, name, run_dir, timeouts.suite, request.tree,
-                                              root=f"{remote_dir}/lab")
-                suites.append(result)
-                record.add_suite(result)
-                on_suite(result)
-                if result.lost:
-                    raise ConnectionLost(result.error)
-                if result.error.startswith("timed out"):
-                    break
-            dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
-            try:
-                runner.collect_dmesg(target, run_dir, dmesg_timeout)
-            except CommandTimedOut as exc:
-                log(f"warning: no dmesg: {exc}")
+            run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log,
+                                  root=f"{remote_dir}/lab")
     except RunTimedOut as exc:
         return finish(Outcome.TIMED_OUT, str(exc))
     except CommandTimedOut as exc:

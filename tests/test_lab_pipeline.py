@@ -118,7 +118,9 @@ class World:
             raise self.ship_error
         return 10
 
-    def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float, tree: object = None) -> SuiteResult:
+    def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
+                   root: str = runner.REMOTE_ROOT) -> SuiteResult:
+        assert root == runner.REMOTE_ROOT  # a guest run ships to the guest's fixed place
         self.ran.append(name)
         self.suite_timeouts.append(timeout)
         result = self.suite_results.get(name, ok_suite(name))
@@ -318,10 +320,11 @@ def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
     world.suite_results["dump"] = ok_suite("dump")
     real_run_suite = world._run_suite
 
-    def hangs_in_dump(target: object, name: str, run_dir: Path, timeout: float, tree: object = None) -> SuiteResult:
+    def hangs_in_dump(target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
+                      root: str = runner.REMOTE_ROOT) -> SuiteResult:
         if name == "dump":
             time_module.sleep(30)
-        return real_run_suite(target, name, run_dir, timeout, tree)
+        return real_run_suite(target, name, run_dir, timeout, tree, root)
 
     world.monkeypatch.setattr(runner, "run_suite", hangs_in_dump)
     started = time_module.monotonic()
