@@ -2,6 +2,7 @@
 that no QEMU process outlives a test."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,3 +34,15 @@ def lab(*args: str, results: Path | None = None, timeout: float = 3600) -> subpr
         env["LAB_RESULTS"] = str(results)
     return subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, env=env,
                           timeout=timeout, check=False, cwd=REPO)
+
+
+def check_suite_records(run_dir: Path, suites: set[str]) -> dict:
+    """Every suite ran, passed some tests and failed none; its JUnit file is there. Returns results.json."""
+    data = json.loads((run_dir / "results.json").read_text())
+    assert {s["suite"] for s in data["suites"]} == suites
+    for suite in data["suites"]:
+        assert suite["passed"] > 0 and suite["failed"] == 0 and suite["errors"] == 0, suite
+    assert all(test["outcome"] in ("passed", "skipped") for test in data["tests"])
+    for suite in suites:
+        assert (run_dir / f"junit-{suite}.xml").is_file()
+    return data

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -62,3 +63,19 @@ def run_in_bash(command: str, shown_as: str, timeout: float, env: dict[str, str]
     if timed_out:
         raise CommandTimedOut(shown_as, timeout, out.decode(errors="replace"))
     return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def copy_tree(local_dir: Path, dest: Path, skip_dot_files: bool = False) -> int:
+    """A Target's `put_tree` on this machine: the files copied, __pycache__ left out."""
+    count = 0
+    for path in sorted(local_dir.rglob("*")):
+        relative = path.relative_to(local_dir)
+        if "__pycache__" in relative.parts or (skip_dot_files and path.name.startswith(".")):
+            continue
+        target = dest / relative
+        if path.is_dir():
+            target.mkdir()
+        else:
+            shutil.copy2(path, target)
+            count += 1
+    return count

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from e2ehelpers import lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
+from e2ehelpers import check_suite_records, lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
 
 from lab import image, keys, pipeline
 from lab.errors import InfraError
@@ -44,13 +44,7 @@ def check_passing_run(done: subprocess.CompletedProcess[str], results: Path, rel
     assert metadata["accelerator"]["name"] in ("kvm", "tcg")
     assert metadata["qemu_version"]
     assert metadata["boot_to_ssh_seconds"] > 0
-    data = json.loads((run_dir / "results.json").read_text())
-    assert {s["suite"] for s in data["suites"]} == SUITES
-    for suite in data["suites"]:
-        assert suite["passed"] > 0 and suite["failed"] == 0 and suite["errors"] == 0, suite
-    assert all(test["outcome"] in ("passed", "skipped") for test in data["tests"])
-    for suite in SUITES:
-        assert (run_dir / f"junit-{suite}.xml").is_file()
+    check_suite_records(run_dir, SUITES)
     console = (run_dir / "console.log").read_text(errors="replace")
     assert "lab-ready: sshd started on " + metadata["kernel"]["release"] in console
     assert "Linux version" in (run_dir / "dmesg.txt").read_text()

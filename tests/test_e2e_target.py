@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from e2ehelpers import lab, no_qemu_left  # noqa: F401 (no_qemu_left: an autouse fixture)
+from e2ehelpers import check_suite_records, lab, no_qemu_left  # noqa: F401 (no_qemu_left: an autouse fixture)
 
 from lab import keys, pipeline
 from lab.kernelspec import parse_kernel_spec
@@ -89,13 +89,7 @@ def test_run_on_a_second_machine_passes_the_suites(remote: Remote, tmp_path: Pat
     assert metadata["qemu_version"] is None and metadata["accelerator"] is None
     checks = metadata["target_checks"]
     assert checks["euid"] == 0 and checks["bpffs_mounted"] is True and checks["bpftool"]
-    data = json.loads((run_dir / "results.json").read_text())
-    assert {s["suite"] for s in data["suites"]} == SUITES
-    for suite in data["suites"]:
-        assert suite["passed"] > 0 and suite["failed"] == 0 and suite["errors"] == 0, suite
-    assert all(test["outcome"] in ("passed", "skipped") for test in data["tests"])
-    for suite in SUITES:
-        assert (run_dir / f"junit-{suite}.xml").is_file()
+    check_suite_records(run_dir, SUITES)
     assert not (run_dir / "console.log").exists()
     assert "Linux version" in (run_dir / "dmesg.txt").read_text()
     # Shipped into a per-run mktemp directory, which is gone again.

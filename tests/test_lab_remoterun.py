@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labfakes import run_in_bash
+from labfakes import copy_tree, run_in_bash
 
 from lab import remoterun, runner
 from lab.outcome import Outcome
@@ -43,18 +43,7 @@ class HereTarget:
                            stdout_sink=stdout_sink)
 
     def put_tree(self, local_dir: Path, remote_dir: str) -> int:
-        count = 0
-        for path in sorted(local_dir.rglob("*")):
-            relative = path.relative_to(local_dir)
-            if "__pycache__" in relative.parts:
-                continue
-            target = Path(remote_dir) / relative
-            if path.is_dir():
-                target.mkdir()
-            else:
-                shutil.copy2(path, target)
-                count += 1
-        return count
+        return copy_tree(local_dir, Path(remote_dir))
 
     def get(self, remote: str, local: Path) -> bool:
         if not Path(remote).is_file():

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from labfakes import run_in_bash
+from labfakes import copy_tree, run_in_bash
 
 from lab import runner
 from lab.errors import UserError
@@ -45,18 +45,7 @@ class LocalTarget:
         return run_in_bash(self._map(command), command, timeout, env, self.root, stdout_sink)
 
     def put_tree(self, local_dir: Path, remote_dir: str) -> int:
-        count = 0
-        for path in sorted(local_dir.rglob("*")):
-            relative = path.relative_to(local_dir)
-            if "__pycache__" in relative.parts or path.name.startswith("."):
-                continue
-            target = self.local(remote_dir) / relative
-            if path.is_dir():
-                target.mkdir()
-            else:
-                shutil.copy2(path, target)
-                count += 1
-        return count
+        return copy_tree(local_dir, self.local(remote_dir), skip_dot_files=True)
 
     def get(self, remote: str, local: Path) -> bool:
         source = self.local(remote)
