@@ -7,12 +7,15 @@ name the test that was running.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
 PREFIX = "@@lab-test "
 _outcomes: dict[str, dict[str, Any]] = {}
+# Called with each finished test's final state (nodeid, outcome, duration, message); other
+# reporters (lavasignals) add themselves here rather than work the outcome out again.
+FINISH_LISTENERS: list[Callable[[dict[str, Any]], None]] = []
 
 
 def _emit(config: pytest.Config, event: dict[str, Any]) -> None:
@@ -37,7 +40,10 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     elif report.failed:
         # A failure outside the test body (fixture setup/teardown) is an error, as in JUnit.
         state["outcome"] = "failed" if report.when == "call" else "error"
-        state["message"] = str(report.longrepr).splitlines()[-1][:500] if report.longrepr else ""
+        # pytest's one-line account of the crash ("AssertionError: ..."), else the report's last line.
+        crash = getattr(report.longrepr, "reprcrash", None)
+        text = crash.message if crash is not None else str(report.longrepr or "").strip()
+        state["message"] = (text.splitlines() or [""])[0 if crash is not None else -1][:500]
 
 
 def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
@@ -45,6 +51,8 @@ def pytest_runtest_logfinish(nodeid: str, location: object) -> None:
     if state is not None:
         state["duration"] = round(state["duration"], 3)
         _emit(_config, state)
+        for listener in FINISH_LISTENERS:
+            listener(state)
 
 
 _config: pytest.Config

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from types import FrameType
 
-from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, matrixcli, pipeline, report, runner, runreport, targetcli
+from . import accel, compare, comparereport, consolescan, image, kbuild, kernel, keys, ksource, lavacli, matrixcli, pipeline, report, runner, runreport, targetcli
 from .errors import InfraError, UserError
 from .matrixcli import cmd_matrix  # noqa: F401 (`lab matrix`; its parser is matrixcli.add_parser)
 from .kernelspec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
@@ -218,6 +218,7 @@ def build_parser() -> argparse.ArgumentParser:
     report_parser.set_defaults(func=cmd_report)
 
     matrixcli.add_parser(commands)
+    lavacli.add_parsers(commands)
     return parser
 
 

@@ -13,6 +13,10 @@ STAGE1_MARKER = "lab-stage1: initramfs init running"
 PROBE_MARKER = "lab-probe: reached init"
 READY_MARKER = "lab-ready: sshd started on"
 FAILURE_MARKER = "lab-init-failure:"
+# On the kernel command line, this turns the guest into a LAVA device: a root shell on
+# the console with this prompt instead of the network and sshd (see lab-init.sh.j2).
+LAVA_FLAG = "lab.lava"
+LAVA_PROMPT = "lab-lava# "
 
 GUEST_IP = "10.0.2.15"
 GATEWAY_IP = "10.0.2.2"
@@ -40,6 +44,8 @@ def render_stage2() -> str:
         gateway_ip=GATEWAY_IP,
         ready_marker=READY_MARKER,
         failure_marker=FAILURE_MARKER,
+        lava_flag=LAVA_FLAG,
+        lava_prompt=LAVA_PROMPT,
     )
 
 

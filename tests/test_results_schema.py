@@ -144,6 +144,10 @@ METADATA = Obj(
         "reason": str,
         "console_excerpt": str,
         "finished": UTC_TIME,
+        # `lab lava-run` only: the job it ran, and what lava-run said
+        "lava": Obj({"job": str, "metadata": STRINGS},
+                    {"exit_status": Either((int, None)), "seconds": float,
+                     "job_result": Either((Obj({"case": str, "definition": str, "result": str}, values=object), None))}),
     },
 )
 IDENTITY_OF = {  # what each origin must say about the kernel
@@ -282,8 +286,8 @@ def test_a_passed_run(world: World) -> None:  # noqa: F811
     directory = execute(world).record.directory
     assert check_run(directory) == []
     metadata = json.loads((directory / "metadata.json").read_text())
-    # A passed run reached every stage: the optional keys are all there.
-    assert set(METADATA.optional) - set(metadata) == {"console_excerpt"}
+    # A passed run reached every stage: the optional keys are all there (but `lab lava-run`'s).
+    assert set(METADATA.optional) - set(metadata) == {"console_excerpt", "lava"}
 
 
 def test_a_failed_and_a_cut_short_run(world: World) -> None:  # noqa: F811

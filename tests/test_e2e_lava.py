@@ -1,0 +1,60 @@
+"""`lab lava-job` then `lab lava-run`: the three suites on Debian's 6.1 under LAVA's own
+dispatcher (lava-run from Debian's lava-dispatcher), results read back in LAVA's form."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from e2ehelpers import lab, no_qemu_left  # noqa: F401 (autouse fixture)
+from lab import lavaschema, runner
+from lab.paths import GUEST_TESTS_DIR
+
+pytestmark = [
+    pytest.mark.boot,
+    pytest.mark.skipif(lavaschema.lava_python() is None, reason="lava-dispatcher is not installed (make setup installs it)"),
+]
+
+
+def _collected(suite_dir: str) -> set[str]:
+    """The suite's test ids as pytest collects them on the host: what LAVA must have reported."""
+    done = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", suite_dir],
+                          cwd=GUEST_TESTS_DIR, capture_output=True, text=True, timeout=300, check=False)
+    return {line.split("/")[-1] for line in done.stdout.splitlines() if "::" in line}
+
+
+def test_the_three_suites_run_under_lava_run(tmp_path: Path) -> None:
+    job_dir = tmp_path / "job"
+    written = lab("lava-job", "--kernel", "debian:6.1", "--output", str(job_dir), timeout=1800)
+    assert written.returncode == 0, written.stderr
+    assert "pass LAVA's schemas" in written.stderr
+    job = yaml.safe_load((job_dir / "job.yaml").read_text())
+    assert [d["name"] for d in job["actions"][2]["test"]["definitions"]] == list(runner.SUITES)
+
+    ran = lab("lava-run", str(job_dir), results=tmp_path / "results", timeout=2400)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (run_dir,) = (tmp_path / "results").iterdir()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["outcome"] == "passed" and metadata["lava"]["job_result"]["result"] == "pass"
+
+    # LAVA's form: one case per test and pytest's exit status, per suite's test definition.
+    lava_results = json.loads((run_dir / "lava-results.json").read_text())
+    results = json.loads((run_dir / "results.json").read_text())
+    for index, suite in enumerate(runner.SUITES):
+        definition = f"{index}_{suite}"
+        cases = {r["case"]: r["result"] for r in lava_results if r["definition"] == definition}
+        assert cases.pop("pytest-exit") == "pass"
+        tests = {t["name"]: t["outcome"] for t in results["tests"] if t["suite"] == suite}
+        assert set(tests) == _collected(runner.SUITES[suite]), suite
+        assert len(cases) == len(tests)
+        assert sorted(cases.values()) == sorted({"passed": "pass", "skipped": "skip"}[o] for o in tests.values())
+        assert {"case": definition, "result": "pass"}.items() <= next(
+            r for r in lava_results if r["definition"] == "lava" and r["case"] == definition).items()
+    summary = {s["suite"]: s for s in results["suites"]}
+    assert all(s["passed"] > 0 and s["failed"] == 0 and s["errors"] == 0 and s["pytest_rc"] == 0 for s in summary.values())
+    assert (run_dir / "junit.xml").is_file()
+    assert "lab-ready: root shell on the console for LAVA" in (run_dir / "console.log").read_text()
