@@ -72,6 +72,10 @@ def cmd_lava_run(args: argparse.Namespace) -> int:
     job_dir = Path(args.job_dir).resolve()
     if not (job_dir / "job.yaml").is_file() or not (job_dir / "device.yaml").is_file():
         raise UserError(f"{job_dir} is not a `lab lava-job` output directory (no job.yaml and device.yaml)")
+    missing = lavajob.missing_local_artifacts(job_dir / "job.yaml")
+    if missing:
+        raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "
+                        "write the job again with `lab lava-job`")
     root = Path(args.results).resolve() if args.results else results_dir()
     outcome = lavarun.run(job_dir, root, cache_dir(), _log)
     return outcome

@@ -14,10 +14,12 @@ import json
 import os
 import shutil
 import tarfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import jinja2
+import yaml
 
 from . import runner
 from .guestinit import LAVA_FLAG, LAVA_PROMPT
@@ -184,3 +186,18 @@ def write(inputs: JobInputs, directory: Path, artifact_url: str | None = None) -
          "artifacts": {key: {"path": str(a.path), "url": a.url, "sha256": a.sha256} for key, a in artifacts.items()}},
         indent=2) + "\n")
     return LavaJob(directory, job, device, artifacts)
+
+
+def missing_local_artifacts(job_yaml: Path) -> list[Path]:
+    """The job's file:// artifacts that are not there (LAVA would only find out at validation)."""
+    job = yaml.safe_load(job_yaml.read_text()) or {}
+    urls = []
+    for action in job.get("actions", []):
+        for kind, body in action.items():
+            if kind == "deploy":
+                urls += [image.get("url", "") for image in body.get("images", {}).values()]
+            elif kind == "test":
+                urls += [definition.get("repository", "") for definition in body.get("definitions", [])]
+    paths = [Path(urllib.parse.unquote(urllib.parse.urlparse(url).path)) for url in urls
+             if isinstance(url, str) and url.startswith("file://")]
+    return [path for path in dict.fromkeys(paths) if not path.is_file()]

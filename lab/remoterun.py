@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from . import consolescan, runner
+from . import consolescan, reproducer, runner
 from .errors import InfraError
 from .outcome import Outcome
+from .paths import cache_dir
 from .pipeline import RunOutcome, RunTimedOut, run_deadline, run_suites_then_dmesg, verdict
 from .results import SuiteResult
 from .runrecord import RunRecord
@@ -38,6 +39,8 @@ class TargetRunRequest:
     run_timeout: float | None = None
     splats: consolescan.SplatPolicy = field(default_factory=consolescan.SplatPolicy)
     tree: runner.TestTree | None = None
+    key: Path | None = None  # as given, for reproducer.sh
+    known_hosts: Path | None = None
 
 
 class BoundedTarget:
@@ -94,13 +97,22 @@ def execute(request: TargetRunRequest, target: runner.Target, facts: TargetFacts
     record = RunRecord.create(request.results_root, facts.release, {"target": str(request.url),
                                                                      "suites": request.suites})
     record.set("target", str(request.url))
-    record.set("kernel", {"release": facts.release, "version": facts.version, "machine": facts.machine,
-                          "origin": str(request.url)})
+    kernel_identity = {"release": facts.release, "version": facts.version, "machine": facts.machine,
+                       "origin": str(request.url)}
+    record.set("kernel", kernel_identity)
     record.set("target_checks", facts.to_json())
     # No QEMU here: said explicitly, so a reader of metadata.json does not look for them.
     record.set("qemu_version", None)
     record.set("accelerator", None)
     record.set("timeouts", {"ssh": timeouts.ssh, "suite": timeouts.suite, "command": timeouts.command})
+    revision = reproducer.lab_revision()
+    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
+    notes = [f"a machine changes between runs: this one ran kernel {facts.release} ({facts.version})"]
+    if request.tree is not None:
+        notes.append(f"this run used the test tree {request.tree.root}; the script runs guest-tests/")
+    reproducer.write_script(record.directory, reproducer.target_argv(request), request.results_root, cache_dir(),
+                            kernel_identity, "none (an existing machine, no lab image)", revision, notes)
+    record.set("reproducer", reproducer.SCRIPT_NAME)
     run_dir = record.directory
     suites: list[SuiteResult] = []
     remote_dir: str | None = None

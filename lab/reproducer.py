@@ -18,8 +18,9 @@ from .kernelspec import BuildSpec, DebianSpec, KernelSpec, PathSpec
 from .paths import REPO_ROOT
 from .timeouts import Timeouts
 
-if TYPE_CHECKING:  # pipeline imports this module
+if TYPE_CHECKING:  # pipeline and remoterun import this module
     from .pipeline import RunRequest
+    from .remoterun import TargetRunRequest
 
 SCRIPT_NAME = "reproducer.sh"
 
@@ -66,6 +67,21 @@ def run_argv(request: RunRequest) -> list[str]:
         value = getattr(request, attribute)
         if value is not None:
             argv.append(_option(option, repr(float(value))))
+    argv += [_option("--allow-splat", pattern) for pattern in request.splats.allow]
+    argv += [_option("--deny-splat", pattern) for pattern in request.splats.deny]
+    return argv
+
+
+def target_argv(request: TargetRunRequest) -> list[str]:
+    """`lab run --target` options for this request (no --results: the script lets the caller choose)."""
+    argv = ["run", _option("--target", str(request.url)), _option("--suite", ",".join(request.suites))]
+    if request.key is not None:
+        argv.append(_option("--key", str(request.key.resolve())))
+    if request.known_hosts is not None:
+        argv.append(_option("--known-hosts", str(request.known_hosts.resolve())))
+    bounds = {"--suite-timeout": request.timeouts.suite, "--ssh-timeout": request.timeouts.ssh,
+              "--command-timeout": request.timeouts.command, "--run-timeout": request.run_timeout}
+    argv += [_option(option, repr(float(value))) for option, value in bounds.items() if value is not None]
     argv += [_option("--allow-splat", pattern) for pattern in request.splats.allow]
     argv += [_option("--deny-splat", pattern) for pattern in request.splats.deny]
     return argv
@@ -130,10 +146,17 @@ def render(*, run_id: str, argv: list[str], results_root: Path, repo_root: Path,
 
 def write(run_dir: Path, request: RunRequest, cache: Path, kernel: Mapping[str, object], image_digest: str,
           revision: tuple[str | None, bool]) -> Path:
+    return write_script(run_dir, run_argv(request), request.results_root, cache, kernel, image_digest, revision,
+                        caveats(request))
+
+
+def write_script(run_dir: Path, argv: list[str], results_root: Path, cache: Path, kernel: Mapping[str, object],
+                 image_digest: str, revision: tuple[str | None, bool], notes: list[str]) -> Path:
+    """reproducer.sh for any `lab` command line that takes --results (`lab run`, `lab lava-run`)."""
     environment = {name: str(Path(os.environ[name]).resolve()) for name in CARRIED_ENVIRONMENT if os.environ.get(name)}
-    text = render(run_id=run_dir.name, argv=run_argv(request), results_root=request.results_root.resolve(),
+    text = render(run_id=run_dir.name, argv=argv, results_root=results_root.resolve(),
                   repo_root=REPO_ROOT, cache=cache.resolve(), kernel=kernel, image_digest=image_digest,
-                  revision=revision, environment=environment, notes=caveats(request))
+                  revision=revision, environment=environment, notes=notes)
     path = run_dir / SCRIPT_NAME
     path.write_text(text)
     path.chmod(0o755)

@@ -61,7 +61,8 @@ def run_on_target(args: argparse.Namespace, log: Callable[[str], None]) -> int:
             log(f"warning: {warning}")
         request = remoterun.TargetRunRequest(url, suites, Path(args.results) if args.results else results_dir(),
                                              timeouts, args.run_timeout,
-                                             consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
+                                             consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
+                                             key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
         table = report.SuiteTable(log)
         outcome = remoterun.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,

@@ -3,6 +3,7 @@ dispatcher (lava-run from Debian's lava-dispatcher), results read back in LAVA's
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -58,3 +59,23 @@ def test_the_three_suites_run_under_lava_run(tmp_path: Path) -> None:
     assert all(s["passed"] > 0 and s["failed"] == 0 and s["errors"] == 0 and s["pytest_rc"] == 0 for s in summary.values())
     assert (run_dir / "junit.xml").is_file()
     assert "lab-ready: root shell on the console for LAVA" in (run_dir / "console.log").read_text()
+
+
+def test_a_lab_built_kernel_runs_under_lava_run(tmp_path: Path) -> None:
+    # The base build of tests/test_e2e_build.py (the same request: built once, then cached). Built
+    # kernels have no modules and an allnoconfig base, so this checks what LAVA needs of them:
+    # virtio and udev's uevents built in, and ext2 served by ext4 for LAVA's test disk.
+    built = lab("kernel", "build", "--source", "debian:6.1", timeout=3600)
+    assert built.returncode == 0, built.stderr
+    build_id = re.search(r"^(build:\S+) \S+$", built.stdout, re.MULTILINE)[1]  # type: ignore[index]
+    job_dir = tmp_path / "job"
+    written = lab("lava-job", "--kernel", build_id, "--suite", "pin", "--output", str(job_dir), timeout=1800)
+    assert written.returncode == 0, written.stderr
+    ran = lab("lava-run", str(job_dir), results=tmp_path / "results", timeout=1800)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    (run_dir,) = (tmp_path / "results").iterdir()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["kernel"]["origin"] == "build" and metadata["kernel"]["build_id"] == build_id.removeprefix("build:")
+    results = json.loads((run_dir / "results.json").read_text())
+    assert [(s["suite"], s["failed"], s["errors"]) for s in results["suites"]] == [("pin", 0, 0)]
+    assert {t["name"] for t in results["tests"]} == _collected(runner.SUITES["pin"])

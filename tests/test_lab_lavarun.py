@@ -18,10 +18,10 @@ from test_results_schema import check_run
 GOLDEN = Path(__file__).parent / "golden" / "lava"
 
 
-def _verdict(name: str, rc: int | None = 0) -> tuple[Outcome, str, str]:
+def _verdict(name: str, exited: lavarun.LavaExit = lavarun.LavaExit(0, 40.0)) -> tuple[Outcome, str, str]:
     parsed = lavalog.parse((GOLDEN / name).read_text())
     suites = [lavalog.suite_result(parsed, d) for d in parsed.definitions()]
-    return lavarun.lava_verdict(parsed, suites, rc, consolescan.SplatPolicy())
+    return lavarun.lava_verdict(parsed, suites, exited, consolescan.SplatPolicy())
 
 
 @pytest.mark.parametrize("name, outcome, reason", [
@@ -29,6 +29,9 @@ def _verdict(name: str, rc: int | None = 0) -> tuple[Outcome, str, str]:
     ("pin-failed-6.1.192.log", Outcome.FAILED, "failures in suite(s): pin"),
     ("pin-panic-6.1.192.log", Outcome.KERNEL_CRASHED, "Kernel panic - not syncing: sysrq triggered crash"),
     ("boot-failed-6.1.192.log", Outcome.BOOT_FAILED, "lab-init-failure: cannot mount root /dev/vdz"),
+    # A lab build from before CONFIG_EXT4_USE_FOR_EXT2 was in the base fragment: LAVA waited 10 minutes.
+    ("no-ext2-built-6.1.192.log", Outcome.INFRA_ERROR, "LAVA's test disk did not mount in the guest: unknown "
+     "filesystem type 'ext2' (the kernel needs CONFIG_EXT4_USE_FOR_EXT2=y or CONFIG_EXT2_FS)"),
 ])
 def test_verdict_of_real_jobs(name: str, outcome: Outcome, reason: str) -> None:
     got, why, _ = _verdict(name)
@@ -36,9 +39,10 @@ def test_verdict_of_real_jobs(name: str, outcome: Outcome, reason: str) -> None:
 
 
 def test_a_killed_lava_run_timed_out_and_one_without_a_job_result_is_infrastructure() -> None:
-    assert _verdict("pin-passed-6.1.192.log", rc=None)[0] == Outcome.TIMED_OUT
+    assert _verdict("pin-passed-6.1.192.log", lavarun.LavaExit(None, 9.0, "lava-run overran the job's timeout"))[0] \
+        == Outcome.TIMED_OUT
     parsed = lavalog.parse('{"dt": "x", "lvl": "error", "msg": "ConfigurationError: no device"}\n')
-    outcome, reason, _ = lavarun.lava_verdict(parsed, [], 1, consolescan.SplatPolicy())
+    outcome, reason, _ = lavarun.lava_verdict(parsed, [], lavarun.LavaExit(1, 1.0), consolescan.SplatPolicy())
     assert outcome == Outcome.INFRA_ERROR and "no device" in reason
 
 
@@ -47,7 +51,7 @@ def test_a_lava_configuration_error_is_infrastructure() -> None:
     log = ('{"dt": "x", "lvl": "results", "msg": {"case": "job", "definition": "lava", "error_msg": '
            '"Constant boot_retry does not exist in the device config \'constants\' section.", '
            '"error_type": "Configuration", "result": "fail"}}\n')
-    outcome, reason, _ = lavarun.lava_verdict(lavalog.parse(log), [], 0, consolescan.SplatPolicy())
+    outcome, reason, _ = lavarun.lava_verdict(lavalog.parse(log), [], lavarun.LavaExit(0, 1.0), consolescan.SplatPolicy())
     assert outcome == Outcome.INFRA_ERROR and reason.startswith("LAVA Configuration error: Constant boot_retry")
 
 
@@ -115,6 +119,8 @@ def test_a_replayed_failing_job_is_a_lab_run_record(tmp_path: Path, monkeypatch:
     assert "Linux version" in (run_dir / "console.log").read_text()
     assert (run_dir / "junit.xml").is_file()
     assert check_run(run_dir) == []  # the documented record, as `lab run` writes it
+    script = (run_dir / "reproducer.sh").read_text()
+    assert f"lava-run {job_dir} --results" in script and "6.1.192-2" in script
     assert "outcome: failed" in capsys.readouterr().out
 
 
@@ -131,6 +137,24 @@ def test_lava_run_overrunning_its_job_is_stopped(tmp_path: Path, monkeypatch: py
     assert json.loads((run_dir / "metadata.json").read_text())["outcome"] == "timed-out"
 
 
+def test_lava_run_is_stopped_once_its_test_shell_cannot_start(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Replay the no-ext2 job up to LAVA's last words, then wait as LAVA would (ten minutes).
+    golden = (GOLDEN / "no-ext2-built-6.1.192.log").read_text().splitlines()
+    upto = next(i for i, line in enumerate(golden) if "bin/lava-test-runner: No such file" in line)
+    head = tmp_path / "head.log"
+    head.write_text("\n".join(golden[: upto + 1]) + "\n")
+    _fake_lava_run(tmp_path, monkeypatch, f"cat {head}\nsleep 600 &\nwait\n")
+    started = time.monotonic()
+    code = lavarun.run(_job_dir(tmp_path), tmp_path / "results", tmp_path / "cache", print)
+    assert code == exit_code(Outcome.INFRA_ERROR) and time.monotonic() - started < 30
+    (run_dir,) = (tmp_path / "results").iterdir()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["reason"].startswith("LAVA's test disk did not mount in the guest: unknown filesystem type 'ext2'")
+    assert metadata["lava"]["exit_status"] is None
+    with pytest.raises(ProcessLookupError):
+        os.kill(int((tmp_path / "pid.txt").read_text()), 0)
+
+
 def test_no_lava_run_is_a_clear_infrastructure_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lavarun.shutil, "which", lambda name: None)
     with pytest.raises(InfraError, match="lava-run is not installed"):
@@ -145,3 +169,29 @@ def test_lava_run_of_a_directory_that_is_no_job_is_bad_input(tmp_path: Path, cap
 def test_job_seconds_follow_the_jobs_own_timeout(tmp_path: Path) -> None:
     job_dir = _job_dir(tmp_path)
     assert lavarun.job_seconds(job_dir) == lavajob.timeouts(1, "tcg")["job"] * 60 + lavarun.MARGIN_SECONDS
+
+
+def test_lava_run_with_an_artifact_gone_is_bad_input(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    written = lavajob.write(lavajob.JobInputs(*(_artifact(tmp_path, n) for n in ("bzImage", "initramfs", "rootfs")), None,
+                                              ["pin"], "tcg", "job", {}), tmp_path / "job")
+    assert lavajob.missing_local_artifacts(written.job) == []
+    written.artifacts["rootfs"].path.unlink()
+    assert lavajob.missing_local_artifacts(written.job) == [written.artifacts["rootfs"].path]
+    assert cli.main(["lava-run", str(written.directory)]) == USER_ERROR_EXIT
+    assert f"the job's artifact {written.artifacts['rootfs'].path} is missing" in capsys.readouterr().err
+
+
+def test_a_job_lava_refuses_before_booting_is_the_labs_failure() -> None:
+    # As lava-run answered a job whose artifacts were gone (before the lab checked them itself).
+    log = ('{"dt": "x", "lvl": "results", "msg": {"case": "job", "definition": "lava", "error_msg": '
+           '"Invalid job data: [\\"Image file \'/tmp/j/bzImage\' does not exist or is not readable\\"]", '
+           '"error_type": "Job", "result": "fail"}}\n')
+    outcome, reason, _ = lavarun.lava_verdict(lavalog.parse(log), [], lavarun.LavaExit(0, 1.0), consolescan.SplatPolicy())
+    assert outcome == Outcome.INFRA_ERROR and "does not exist" in reason
+
+
+def _artifact(tmp_path: Path, name: str) -> Path:
+    path = tmp_path / "cache" / name
+    path.parent.mkdir(exist_ok=True)
+    path.write_bytes(name.encode())
+    return path

@@ -140,6 +140,11 @@ def test_a_passing_run_is_recorded_like_a_guest_run_without_qemu(tmp_path: Path,
     assert list((tmp_path / "remote-tmp").iterdir()) == []
     # Every command ran under the target's own bound.
     assert all(command.startswith("timeout -k 5 ") for command in here.commands), here.commands
+    # reproducer.sh reruns `lab run --target` with the same suites and bounds.
+    assert metadata["reproducer"] == "reproducer.sh"
+    script = (run_dir / "reproducer.sh").read_text()
+    assert 'exec "$@" run --target=ssh://root@box:2222 --suite=good --suite-timeout=60.0' in script
+    assert "# note: a machine changes between runs: this one ran kernel 6.1.0-fake" in script
 
 
 def test_an_old_warning_in_the_log_is_not_the_runs(tmp_path: Path, here: HereTarget, tree: runner.TestTree) -> None:

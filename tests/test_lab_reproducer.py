@@ -17,7 +17,9 @@ import pytest
 
 from test_lab_pipeline import World, world  # noqa: F401  (execute() with everything faked)
 
-from lab import cli, pipeline, reproducer
+from lab import cli, consolescan, pipeline, reproducer
+from lab.remoterun import TargetRunRequest
+from lab.sshremote import SshUrl
 from lab.consolescan import SplatPolicy
 from lab.kernelspec import BuildSpec, DebianSpec, PathSpec
 from lab import runner
@@ -193,3 +195,19 @@ def test_every_run_writes_its_reproducer_before_the_guest_boots(world: World) ->
     assert os.access(directory / "reproducer.sh", os.X_OK)
     assert "--kernel=debian:6.1 --suite=pin --accel=auto --suite-timeout=42.0" in text
     assert f'--results "$results"' in text and str(world.tmp_path / "results") in text
+
+
+def test_a_target_run_is_rerun_with_its_key_known_hosts_bounds_and_splats(tmp_path: Path) -> None:
+    request = TargetRunRequest(SshUrl("root", "box", 22), ["maps", "pin"], tmp_path / "results",
+                               Timeouts().with_suite(90), run_timeout=600,
+                               splats=consolescan.SplatPolicy(("WARNING: harmless",), ("-EFAULT",)),
+                               key=tmp_path / "id_ed25519", known_hosts=tmp_path / "known_hosts")
+    argv = reproducer.target_argv(request)
+    assert argv[:3] == ["run", "--target=ssh://root@box:22", "--suite=maps,pin"]
+    assert f"--key={tmp_path / 'id_ed25519'}" in argv and f"--known-hosts={tmp_path / 'known_hosts'}" in argv
+    assert {"--suite-timeout=90.0", "--run-timeout=600.0", "--allow-splat=WARNING: harmless",
+            "--deny-splat=-EFAULT"} <= set(argv)
+    # The options parse back to the same request, as `lab run` would read them.
+    args = cli.build_parser().parse_args(argv)
+    assert (args.target, args.suite, args.suite_timeout, args.run_timeout) == ("ssh://root@box:22", "maps,pin", 90.0, 600.0)
+    assert (args.allow_splat, args.deny_splat) == (["WARNING: harmless"], ["-EFAULT"])

@@ -209,8 +209,8 @@ def check_reproducer(script: Path) -> list[str]:
         return [f"{script.name}: missing or not executable"]
     lines = script.read_text().splitlines()
     errors = [] if lines[:1] == ["#!/bin/sh"] and "set -eu" in lines else [f"{script.name}: no #!/bin/sh and set -eu"]
-    if not any(re.search(r'^exec "\$@" run .* --results "\$results"$', line) for line in lines):
-        errors.append(f"{script.name}: no `lab run ... --results` line")
+    if not any(re.search(r'^exec "\$@" (run|lava-run) .* --results "\$results"$', line) for line in lines):
+        errors.append(f"{script.name}: no `lab run|lava-run ... --results` line")
     return errors
 
 
