@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from . import kernelident
-from .kernelspec import BuildSpec, DebianSpec, KernelSpec, PathSpec
+from .kernelspec import BuildSpec, DebianSpec, KernelSpec
 from .paths import REPO_ROOT
 from .timeouts import Timeouts
 

@@ -5,7 +5,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Iterator
+from typing import Iterator
 
 import pytest
 
@@ -19,7 +19,7 @@ from lab.outcome import Outcome
 from lab.results import FAILED, PASSED, SuiteResult
 from lab.results import TestRecord as Record
 from lab.timeouts import Timeouts
-from lab.transport import CommandResult, CommandTimedOut, ConnectionLost
+from lab.transport import CommandTimedOut, ConnectionLost
 
 CLEAN = "[    2.1] Run /init as init process\r\nlab-ready: sshd started on 6.1.0-fake\r\n"
 WARN_LINE = "[   30.1] WARNING: CPU: 1 PID: 345 at kernel/bpf/hashtab.c:1234 htab_map_free+0x12/0x40"
@@ -72,7 +72,7 @@ def failed_suite(name: str) -> SuiteResult:
 
 
 def timed_out_suite(name: str) -> SuiteResult:
-    return SuiteResult(name, [], 600.0, None, f"timed out: 'cd /root/lab/guest-tests && ...' did not finish within 600 s")
+    return SuiteResult(name, [], 600.0, None, "timed out: 'cd /root/lab/guest-tests && ...' did not finish within 600 s")
 
 
 class World:

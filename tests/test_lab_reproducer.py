@@ -20,7 +20,6 @@ from test_lab_pipeline import World, world  # noqa: F401  (execute() with everyt
 from lab import cli, consolescan, pipeline, reproducer
 from lab.remoterun import TargetRunRequest
 from lab.sshremote import SshUrl
-from lab.consolescan import SplatPolicy
 from lab.kernelspec import BuildSpec, DebianSpec, PathSpec
 from lab import runner
 from lab.timeouts import Timeouts
@@ -194,7 +193,7 @@ def test_every_run_writes_its_reproducer_before_the_guest_boots(world: World) ->
     text = (directory / "reproducer.sh").read_text()
     assert os.access(directory / "reproducer.sh", os.X_OK)
     assert "--kernel=debian:6.1 --suite=pin --accel=auto --suite-timeout=42.0" in text
-    assert f'--results "$results"' in text and str(world.tmp_path / "results") in text
+    assert '--results "$results"' in text and str(world.tmp_path / "results") in text
 
 
 def test_a_target_run_is_rerun_with_its_key_known_hosts_bounds_and_splats(tmp_path: Path) -> None:

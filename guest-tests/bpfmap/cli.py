@@ -577,7 +577,7 @@ def cmd_map_help(args: Args, out: fmt.Output) -> int:
         return 0
     lines = [USAGE[c] for c in ("show", "create", "dump", "update", "lookup", "getnext",
                                 "delete", "pin", "peek", "push", "pop", "freeze")]
-    out.text("Usage: " + f"\n       ".join(f"{PROG} {line}" for line in lines)
+    out.text("Usage: " + "\n       ".join(f"{PROG} {line}" for line in lines)
              + "\n\n" + HELP_TAIL)
     return 0
 

@@ -16,7 +16,7 @@ import pytest
 
 import bpfmap
 from bpfmap import ENOTSUPP, BpfMap, Cmd, Features, MapFlag, MapType, attrs, bpf_raw
-from mapsuite import Recorder, errno_of, k, need_type, outcome
+from mapsuite import Recorder, errno_of, need_type, outcome
 
 NP = int(MapFlag.NO_PREALLOC)
 
