@@ -33,6 +33,9 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     state = _outcomes.setdefault(report.nodeid, {"event": "end", "nodeid": report.nodeid, "outcome": "passed",
                                                  "duration": 0.0, "message": ""})
     state["duration"] += report.duration
+    # What the test recorded about the kernel (record_property), as JUnit would carry it: text.
+    if report.user_properties:
+        state["properties"] = {str(name): str(value) for name, value in report.user_properties}
     if report.skipped and state["outcome"] == "passed":
         state["outcome"] = "skipped"
         longrepr = report.longrepr

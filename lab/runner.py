@@ -109,9 +109,11 @@ def records_from_stream(log_text: str, suite: str, why_unfinished: str) -> list[
                 running.remove(nodeid)
             message = str(event.get("message", ""))
             outcome = str(event.get("outcome", ERROR))
+            properties = event.get("properties") or {}
             finished[nodeid] = TestRecord(suite, _short_name(nodeid), outcome, float(event.get("duration", 0.0)),
                                           "" if outcome == "skipped" else message,
-                                          message if outcome == "skipped" else "")
+                                          message if outcome == "skipped" else "",
+                                          {str(k): str(v) for k, v in properties.items()})
     unfinished = [TestRecord(suite, _short_name(nodeid), ERROR, 0.0, why_unfinished) for nodeid in running]
     return [*finished.values(), *unfinished]
 

@@ -79,3 +79,10 @@ def test_a_lab_built_kernel_runs_under_lava_run(tmp_path: Path) -> None:
     results = json.loads((run_dir / "results.json").read_text())
     assert [(s["suite"], s["failed"], s["errors"]) for s in results["suites"]] == [("pin", 0, 0)]
     assert {t["name"] for t in results["tests"]} == _collected(runner.SUITES["pin"])
+    # The same kernel and suite under `lab run`: the two records compare equal, kernel behaviour included.
+    direct = lab("run", "--kernel", build_id, "--suite", "pin", results=tmp_path / "direct", timeout=1800)
+    assert direct.returncode == 0, direct.stdout + direct.stderr
+    (direct_dir,) = (tmp_path / "direct").iterdir()
+    compared = lab("compare", str(direct_dir), str(run_dir))
+    assert compared.returncode == 0, compared.stdout
+    assert "0 newly failing, 0 newly passing, 0 newly skipped, 0 behaviour changed, 0 added, 0 removed" in compared.stdout

@@ -5,6 +5,7 @@ import configparser
 import os
 import shlex
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from labfakes import copy_tree, run_in_bash
 
 from lab import runner
 from lab.errors import UserError
-from lab.results import FAILED, PASSED, SKIPPED, SuiteResult
+from lab.results import FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
 from lab.transport import CommandResult, CommandTimedOut
 
 
@@ -343,3 +344,27 @@ def test_records_from_stream_keep_finished_tests_and_blame_the_running_one() -> 
 
 def test_records_from_stream_of_an_empty_log() -> None:
     assert runner.records_from_stream("collected 0 items\n", "pin", "why") == []
+
+
+RECORDS_PROPERTIES = """def test_notes(record_property):
+    record_property("pin_closed_fd", "EINVAL")
+    record_property("seconds", 0.25)
+
+
+def test_quiet():
+    pass
+"""
+
+
+def test_streamed_records_carry_what_the_test_recorded_as_junit_does(tmp_path: Path) -> None:
+    # Runs under LAVA have only the stream: kernel behaviour must not be lost there.
+    shutil.copy(runner.GUEST_TESTS_DIR / "labstream.py", tmp_path / "labstream.py")
+    (tmp_path / "test_props.py").write_text(RECORDS_PROPERTIES)
+    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "labstream", "-q", "-p", "no:cacheprovider",
+                           "-o", "junit_family=xunit1", f"--junitxml={tmp_path / 'j.xml'}", "test_props.py"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    streamed = {r.name: r.properties for r in runner.records_from_stream(done.stdout, "pin", "why")}
+    from_junit = {r.name: r.properties for r in parse_junit((tmp_path / "j.xml").read_text(), "pin")}
+    assert streamed == from_junit == {"test_props.py::test_notes": {"pin_closed_fd": "EINVAL", "seconds": "0.25"},
+                                      "test_props.py::test_quiet": {}}
