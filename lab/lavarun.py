@@ -175,12 +175,9 @@ def _new_record(job_dir: Path, results_root: Path, cache: Path, recorded: dict[s
         if key in recorded:
             record.set(key, recorded[key])
     record.set("prepare_seconds", {})
-    revision = reproducer.lab_revision()
-    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
-    reproducer.write_script(record.directory, ["lava-run", str(job_dir)], results_root, cache,
-                            recorded.get("kernel", {}), recorded.get("image", {}).get("digest", "unknown"), revision,
-                            [f"the job, its kernel, image and suites bundle are the files in {job_dir}"])
-    record.set("reproducer", reproducer.SCRIPT_NAME)
+    reproducer.attach(record, ["lava-run", str(job_dir)], results_root, cache, recorded.get("kernel", {}),
+                      recorded.get("image", {}).get("digest", "unknown"),
+                      [f"the job, its kernel, image and suites bundle are the files in {job_dir}"])
     record.set("qemu_version", qemu_version())
     record.set("accelerator", {"name": recorded["accel"], "reason": "as the LAVA job asks its device", "probed": False})
     record.set("lava", {"job": str(job_dir / "job.yaml"), "metadata": recorded["metadata"]})

@@ -198,10 +198,8 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
     record.set("kernel", kernel_identity)
     record.set("image", {"path": str(prepared.image.path), "digest": prepared.image.digest})
     record.set("prepare_seconds", prepared.seconds)
-    revision = reproducer.lab_revision()
-    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
-    reproducer.write(record.directory, request, cache, kernel_identity, prepared.image.digest, revision)
-    record.set("reproducer", reproducer.SCRIPT_NAME)
+    reproducer.attach(record, reproducer.run_argv(request), request.results_root, cache, kernel_identity,
+                      prepared.image.digest, reproducer.caveats(request))
     run_dir = record.directory
     suites: list[SuiteResult] = []
     machine: Machine | None = None

@@ -21,6 +21,7 @@ from .timeouts import Timeouts
 if TYPE_CHECKING:  # pipeline and remoterun import this module
     from .pipeline import RunRequest
     from .remoterun import TargetRunRequest
+    from .runrecord import RunRecord
 
 SCRIPT_NAME = "reproducer.sh"
 
@@ -144,12 +145,6 @@ def render(*, run_id: str, argv: list[str], results_root: Path, repo_root: Path,
     return "\n".join(lines) + "\n"
 
 
-def write(run_dir: Path, request: RunRequest, cache: Path, kernel: Mapping[str, object], image_digest: str,
-          revision: tuple[str | None, bool]) -> Path:
-    return write_script(run_dir, run_argv(request), request.results_root, cache, kernel, image_digest, revision,
-                        caveats(request))
-
-
 def write_script(run_dir: Path, argv: list[str], results_root: Path, cache: Path, kernel: Mapping[str, object],
                  image_digest: str, revision: tuple[str | None, bool], notes: list[str]) -> Path:
     """reproducer.sh for any `lab` command line that takes --results (`lab run`, `lab lava-run`)."""
@@ -161,3 +156,13 @@ def write_script(run_dir: Path, argv: list[str], results_root: Path, cache: Path
     path.write_text(text)
     path.chmod(0o755)
     return path
+
+
+def attach(record: RunRecord, argv: list[str], results_root: Path, cache: Path, kernel: Mapping[str, object],
+           image_digest: str, notes: list[str]) -> None:
+    """Every kind of run (`lab run`, `--target`, `lab lava-run`): the lab's revision and
+    reproducer.sh, both named in the run's metadata."""
+    revision = lab_revision()
+    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
+    write_script(record.directory, argv, results_root, cache, kernel, image_digest, revision, notes)
+    record.set("reproducer", SCRIPT_NAME)

@@ -61,7 +61,8 @@ def fake_repo(tmp_path: Path) -> Path:
 def script_for(request: pipeline.RunRequest, run_dir: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(reproducer, "REPO_ROOT", repo)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return reproducer.write(run_dir, request, Path("/var/cache/lab"), KERNEL, "d" * 64, ("0123abcd" * 5, True))
+    return reproducer.write_script(run_dir, reproducer.run_argv(request), request.results_root, Path("/var/cache/lab"),
+                                   KERNEL, "d" * 64, ("0123abcd" * 5, True), reproducer.caveats(request))
 
 
 def execute_script(script: Path, *args: str, cwd: Path, env: dict[str, str] | None = None) -> tuple[str, list[str]]:
