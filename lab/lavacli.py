@@ -77,5 +77,4 @@ def cmd_lava_run(args: argparse.Namespace) -> int:
         raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "
                         "write the job again with `lab lava-job`")
     root = Path(args.results).resolve() if args.results else results_dir()
-    outcome = lavarun.run(job_dir, root, cache_dir(), _log)
-    return outcome
+    return lavarun.run(job_dir, root, cache_dir(), _log)

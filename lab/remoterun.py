@@ -104,11 +104,9 @@ def execute(request: TargetRunRequest, target: runner.Target, facts: TargetFacts
     record.set("qemu_version", None)
     record.set("accelerator", None)
     record.set("timeouts", {"ssh": timeouts.ssh, "suite": timeouts.suite, "command": timeouts.command})
-    notes = [f"a machine changes between runs: this one ran kernel {facts.release} ({facts.version})"]
-    if request.tree is not None:
-        notes.append(f"this run used the test tree {request.tree.root}; the script runs guest-tests/")
     reproducer.attach(record, reproducer.target_argv(request), request.results_root, cache_dir(), kernel_identity,
-                      "none (an existing machine, no lab image)", notes)
+                      "none (an existing machine, no lab image)",
+                      reproducer.target_caveats(request, facts.release, facts.version))
     run_dir = record.directory
     suites: list[SuiteResult] = []
     remote_dir: str | None = None

@@ -21,6 +21,7 @@ from .timeouts import Timeouts
 if TYPE_CHECKING:  # pipeline and remoterun import this module
     from .pipeline import RunRequest
     from .remoterun import TargetRunRequest
+    from .runner import TestTree
     from .runrecord import RunRecord
 
 SCRIPT_NAME = "reproducer.sh"
@@ -88,14 +89,22 @@ def target_argv(request: TargetRunRequest) -> list[str]:
     return argv
 
 
+def _tree_note(tree: TestTree | None) -> list[str]:
+    return [] if tree is None else [f"this run used the test tree {tree.root}; the script runs guest-tests/"]
+
+
+def target_caveats(request: TargetRunRequest, release: str, version: str) -> list[str]:
+    """Where a rerun on the same machine may differ: the machine itself, and a test tree set by tests."""
+    return [f"a machine changes between runs: this one ran kernel {release} ({version})", *_tree_note(request.tree)]
+
+
 def caveats(request: RunRequest) -> list[str]:
     """Where a rerun may differ: a moving spec, and what no `lab run` option can say (set by tests and tools)."""
     notes = []
     if isinstance(request.kernel, DebianSpec):
         notes.append("debian:X.Y is the newest package in the host's apt lists; the rerun's metadata.json "
                      "names the one it got")
-    if request.tree is not None:
-        notes.append(f"this run used the test tree {request.tree.root}; the script runs guest-tests/")
+    notes += _tree_note(request.tree)
     if request.timeouts != Timeouts():
         notes.append(f"this run used base timeouts {request.timeouts}; the script uses the defaults")
     return notes
