@@ -28,7 +28,8 @@ host-deps:
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	@# setuptools' notice that an editable install is one (the tree is the package) says nothing new here.
+	PYTHONWARNINGS='ignore:Editable installation:UserWarning' $(BIN)/pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
@@ -43,10 +44,10 @@ unit: venv
 	$(BIN)/python -m pytest tests -ra -m 'not boot'
 
 bench: setup
-	$(BIN)/python -m lab.bench
-	$(BIN)/python -m lab.bench_build
-	$(BIN)/python -m lab.bench_matrix
-	$(SUDO) $(BIN)/python -m lab.bench_client
+	$(BIN)/python -m lab.bench.boot
+	$(BIN)/python -m lab.bench.build
+	$(BIN)/python -m lab.bench.matrix
+	$(SUDO) $(BIN)/python -m lab.bench.client
 
 clean:
 	rm -rf $(VENV) results

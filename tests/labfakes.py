@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import machine
-from lab.transport import CommandResult, CommandTimedOut
+from lab.vm import machine
+from lab.target.ssh import CommandResult, CommandTimedOut
 
 
 def make_bzimage(path: Path, version: str, *, pointer_at: int = 0x3000) -> Path:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.outcome import Outcome
-from lab.results import FAILED, PASSED, SKIPPED, SuiteResult
-from lab.results import TestRecord as Record
-from lab.runrecord import RunRecord
+from lab.core.outcome import Outcome
+from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult
+from lab.results.model import TestRecord as Record
+from lab.results.record import RunRecord
 
 DIFFERING = "test_freeze.py::test_second_freeze"
 

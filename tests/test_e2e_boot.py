@@ -15,12 +15,14 @@ from pathlib import Path
 import pytest
 from e2ehelpers import check_suite_records, lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
 
-from lab import image, keys, pipeline
-from lab.errors import InfraError
-from lab.kernelspec import parse_kernel_spec
-from lab.paths import cache_dir
-from lab.timeouts import Timeouts
-from lab.transport import SshTarget
+from lab.guest import image
+from lab.guest import keys
+from lab.run import guest as pipeline
+from lab.core.errors import InfraError
+from lab.kernel.spec import parse_kernel_spec
+from lab.core.paths import cache_dir
+from lab.core.timeouts import Timeouts
+from lab.target.ssh import SshTarget
 
 pytestmark = pytest.mark.boot
 SUITES = {"maps", "dump", "pin"}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from e2ehelpers import REPO, lab, no_qemu_left  # noqa: F401 (an autouse fixture)
 
-from lab.paths import cache_dir
+from lab.core.paths import cache_dir
 
 pytestmark = pytest.mark.boot
 

@@ -16,11 +16,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import pipeline, runner
-from lab.kernelspec import parse_kernel_spec
-from lab.outcome import Outcome
-from lab.paths import GUEST_TESTS_DIR, cache_dir
-from lab.timeouts import Timeouts
+from lab.run import guest as pipeline
+from lab.run import suites as runner
+from lab.kernel.spec import parse_kernel_spec
+from lab.core.outcome import Outcome
+from lab.core.paths import GUEST_TESTS_DIR, cache_dir
+from lab.core.timeouts import Timeouts
 
 pytestmark = pytest.mark.boot
 
@@ -177,7 +178,7 @@ def test_a_port_taken_before_qemu_binds_it_is_replaced(prepared: pipeline.Prepar
     """Another process grabs the chosen port first: QEMU cannot forward it, the lab picks another."""
     import socket
 
-    from lab import machine as machine_module
+    from lab.vm import machine as machine_module
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))

@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from e2ehelpers import lab, no_qemu_left  # noqa: F401 (autouse fixture)
-from lab import lavaschema, runner
-from lab.paths import GUEST_TESTS_DIR
+from lab.lava import schema as lavaschema
+from lab.run import suites as runner
+from lab.core.paths import GUEST_TESTS_DIR
 
 pytestmark = [
     pytest.mark.boot,

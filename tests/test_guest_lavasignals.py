@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.paths import GUEST_TESTS_DIR
+from lab.core.paths import GUEST_TESTS_DIR
 
 sys.path.insert(0, str(GUEST_TESTS_DIR))
 import lavacase  # noqa: E402  (guest-tests is not a package)

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from labfakes import fake_qemu  # noqa: F401 (a fixture)
-from lab import accel, guestinit
+from lab.vm import accel
+from lab.guest import init as guestinit
 
 
 @pytest.fixture

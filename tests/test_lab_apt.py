@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from lab import apt
-from lab.apt import AptSource
-from lab.errors import InfraError, UserError
+from lab.core import apt
+from lab.core.apt import AptSource
+from lab.core.errors import InfraError, UserError
 
 DEBIAN = "http://mirror.example/debian"
 SECURITY = "http://mirror.example/debian-security"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import bench
+from lab.bench import boot as bench
 
 
 def test_describe_reports_median_min_max_and_count() -> None:
@@ -21,7 +21,8 @@ def test_describe_needs_samples() -> None:
 
 
 def test_one_line_patch_changes_exactly_one_line_of_code(tmp_path: Path) -> None:
-    from lab import bench_build, patches
+    from lab.bench import build as bench_build
+    from lab.kernel import patches
 
     tree = tmp_path / "tree"
     source = tree / bench_build.CHANGED_FILE

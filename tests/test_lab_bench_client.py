@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from lab import bench_client
+from lab.bench import client as bench_client
 
 
 def test_ratio_is_python_time_over_c_time_and_the_aims_are_judged() -> None:

@@ -8,9 +8,13 @@ from typing import Iterator
 import pytest
 
 from labfakes import make_bzimage
-from lab import apt, cli, image, machine, pipeline
-from lab.errors import InfraError
-from lab.outcome import USER_ERROR_EXIT, Outcome, exit_code
+from lab.core import apt
+from lab.cli import main as cli
+from lab.guest import image
+from lab.vm import machine
+from lab.run import guest as pipeline
+from lab.core.errors import InfraError
+from lab.core.outcome import USER_ERROR_EXIT, Outcome, exit_code
 
 
 @pytest.fixture(autouse=True)

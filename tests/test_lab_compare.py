@@ -8,8 +8,10 @@ from typing import Callable, Iterator
 
 import pytest
 
-from lab import cli, compare, comparereport
-from lab.errors import UserError
+from lab.cli import main as cli
+from lab.report import compare
+from lab.report import compare_text as comparereport
+from lab.core.errors import UserError
 
 DEBIAN_61 = {"release": "6.1.0-56-cloud-amd64", "origin": "debian", "spec": "debian:6.1",
              "package": "linux-image-6.1.0-56-cloud-amd64-unsigned", "version": "6.1.192-2",

@@ -9,7 +9,7 @@ from typing import Iterator
 import pexpect
 import pytest
 
-from lab.console import Console, ConsoleClosed, ConsoleTimeout
+from lab.vm.console import Console, ConsoleClosed, ConsoleTimeout
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from lab import consolescan
-from lab.consolescan import Finding
+from lab.results import kernel_log as consolescan
+from lab.results.kernel_log import Finding
 
 # Trimmed from a real debian:6.1 boot under the lab (serial console: "\r\r\n" line ends).
 CLEAN_BOOT = "\r\r\n".join([
@@ -196,7 +196,7 @@ def test_excerpt_around() -> None:
 
 
 def test_allow_list_drops_a_known_splat_and_deny_list_adds_one() -> None:
-    from lab.consolescan import SplatPolicy, scan
+    from lab.results.kernel_log import SplatPolicy, scan
 
     text = ("[    1.0] WARNING: CPU: 0 PID: 1 at drivers/known.c:5 known_quirk+0x1/0x2\n"
             "[    2.0] WARNING: CPU: 1 PID: 9 at kernel/bpf/syscall.c:10 map_create+0x1/0x2\n"

@@ -9,7 +9,7 @@ from pathlib import Path
 import jinja2
 import pytest
 
-from lab import guestinit
+from lab.guest import init as guestinit
 
 
 def _syntax_ok(script: str, shell: list[str], tmp_path: Path) -> subprocess.CompletedProcess[str]:

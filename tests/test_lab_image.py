@@ -11,9 +11,11 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab import apt, image, keys
-from lab.apt import AptSource
-from lab.keys import LabKeys
+from lab.core import apt
+from lab.guest import image
+from lab.guest import keys
+from lab.core.apt import AptSource
+from lab.guest.keys import LabKeys
 
 KEYS = LabKeys(Path("/c.key"), "ssh-ed25519 AAAAclient comment", Path("/h.key"), "ssh-ed25519 AAAAhost")
 SOURCES = (AptSource("http://mirror.example/debian", "bookworm", ("main",)),

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lab import guestinit, initramfs
-from lab.errors import InfraError, UserError
-from lab.kernel import Kernel
+from lab.guest import init as guestinit
+from lab.guest import initramfs
+from lab.core.errors import InfraError, UserError
+from lab.kernel.acquire import Kernel
 
 # --- module_name / parse_modules_dep / builtin_names -------------------------------------------
 

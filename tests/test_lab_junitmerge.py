@@ -6,11 +6,11 @@ from pathlib import Path
 
 from test_lab_results import sample_run  # noqa: F401  (a real pytest run's xunit1 report)
 
-from lab import junitmerge
-from lab.outcome import Outcome
-from lab.results import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
-from lab.results import TestRecord as Record
-from lab.runrecord import RunRecord
+from lab.results import junit_merge as junitmerge
+from lab.core.outcome import Outcome
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
+from lab.results.model import TestRecord as Record
+from lab.results.record import RunRecord
 
 REQUEST = {"kernel": "debian:6.1", "suites": ["maps", "dump", "pin"], "accel": "auto"}
 

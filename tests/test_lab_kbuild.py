@@ -6,12 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import kbuild, kconfig, kernel
-from lab.errors import UserError
-from lab.kbuild import Fragment
-from lab.kernel import Kernel
-from lab.kernelspec import BuildSpec, parse_kernel_spec
-from lab.patches import Patch
+from lab.kernel import build as kbuild
+from lab.kernel import kconfig
+from lab.kernel import acquire as kernel
+from lab.core.errors import UserError
+from lab.kernel.build import Fragment
+from lab.kernel.acquire import Kernel
+from lab.kernel.spec import BuildSpec, parse_kernel_spec
+from lab.kernel.patches import Patch
 
 IDENTITY = {"origin": "tarball", "spec": "/src/linux-6.1.192.tar.xz", "sha256": "ab" * 32}
 

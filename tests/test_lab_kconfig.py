@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import kconfig, kconfig_tree
-from lab.errors import UserError
-from lab.kconfig import Dropped, Setting
-from lab.kconfig_tree import KconfigIndex
+from lab.kernel import kconfig
+from lab.kernel import kconfig_tree
+from lab.core.errors import UserError
+from lab.kernel.kconfig import Dropped, Setting
+from lab.kernel.kconfig_tree import KconfigIndex
 
 
 def parsed(text: str) -> KconfigIndex:

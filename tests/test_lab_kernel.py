@@ -10,11 +10,12 @@ from typing import Callable
 
 import pytest
 
-from lab import apt, kernel
-from lab.errors import InfraError, UserError
-from lab.kernel import Kernel
+from lab.core import apt
+from lab.kernel import acquire as kernel
+from lab.core.errors import InfraError, UserError
+from lab.kernel.acquire import Kernel
 from labfakes import make_bzimage
-from lab.kernelspec import DebianSpec, PathSpec
+from lab.kernel.spec import DebianSpec, PathSpec
 
 GOOD_CONFIG = "#\n# Linux/x86 6.1.0 Kernel Configuration\n#\nCONFIG_BPF=y\nCONFIG_BPF_SYSCALL=y\nCONFIG_BPF_JIT=y\n"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from lab.kernelident import describe
+from lab.kernel.ident import describe
 
 
 def test_a_debian_kernel() -> None:

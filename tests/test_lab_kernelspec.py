@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import UserError
-from lab.kernelspec import DEFAULT_KERNEL, DebianSpec, PathSpec, parse_kernel_spec
+from lab.core.errors import UserError
+from lab.kernel.spec import DEFAULT_KERNEL, DebianSpec, PathSpec, parse_kernel_spec
 
 
 @pytest.mark.parametrize("text, series", [("debian:6.1", "6.1"), ("debian:6.12", "6.12")])

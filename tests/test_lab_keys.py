@@ -8,7 +8,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from lab import keys
+from lab.guest import keys
 
 
 def _mode(path: Path) -> int:

@@ -11,9 +11,9 @@ from typing import Callable
 
 import pytest
 
-from lab import ksource
-from lab.errors import UserError
-from lab.ksource import DebianSource, TarballSource, TreeSource
+from lab.kernel import source as ksource
+from lab.core.errors import UserError
+from lab.kernel.source import DebianSource, TarballSource, TreeSource
 
 MAKEFILE = (
     "# SPDX-License-Identifier: GPL-2.0\n"

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lab import lavajob, lavaschema, runner
-from lab.guestinit import LAVA_FLAG, LAVA_PROMPT
+from lab.lava import job as lavajob
+from lab.lava import schema as lavaschema
+from lab.run import suites as runner
+from lab.guest.init import LAVA_FLAG, LAVA_PROMPT
 
 LAVA_COMMON = lavaschema.lava_python()
 needs_lava_common = pytest.mark.skipif(LAVA_COMMON is None, reason="lava-common is not installed (make setup installs it)")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import lavalog
-from lab.results import ERROR, FAILED, PASSED, SKIPPED
+from lab.lava import log as lavalog
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED
 
 GOLDEN = Path(__file__).parent / "golden" / "lava"
 PASSED_LOG = (GOLDEN / "pin-passed-6.1.192.log").read_text()

@@ -9,10 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, consolescan, lavajob, lavalog, lavarun
-from lab.errors import InfraError
-from lab.kernel import Kernel
-from lab.outcome import USER_ERROR_EXIT, Outcome, exit_code
+from lab.cli import main as cli
+from lab.results import kernel_log as consolescan
+from lab.lava import job as lavajob
+from lab.lava import log as lavalog
+from lab.lava import dispatch as lavarun
+from lab.core.errors import InfraError
+from lab.kernel.acquire import Kernel
+from lab.core.outcome import USER_ERROR_EXIT, Outcome, exit_code
 from test_results_schema import check_run
 
 GOLDEN = Path(__file__).parent / "golden" / "lava"

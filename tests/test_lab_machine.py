@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 
 from labfakes import fake_qemu  # noqa: F401 (a fixture)
-from lab import guestinit, machine
-from lab.errors import InfraError
-from lab.machine import BootFailed, BootTimedOut, Machine, MachineSpec
+from lab.guest import init as guestinit
+from lab.vm import machine
+from lab.core.errors import InfraError
+from lab.vm.machine import BootFailed, BootTimedOut, Machine, MachineSpec
 
 
 def spec(tmp_path: Path, **overrides: object) -> MachineSpec:

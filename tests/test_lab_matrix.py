@@ -11,8 +11,11 @@ from pathlib import Path
 import pytest
 from matrixfakes import DIFFERING, matrix_dir
 
-from lab import cli, matrix, matrixprogress, matrixrun
-from lab.errors import UserError
+from lab.cli import main as cli
+from lab.matrix import table as matrix
+from lab.matrix import progress as matrixprogress
+from lab.matrix import children as matrixrun
+from lab.core.errors import UserError
 
 
 def test_table_puts_differences_first_and_counts_the_rest(tmp_path: Path) -> None:
@@ -125,8 +128,8 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from matrixfakes import suites
-from lab.outcome import Outcome
-from lab.runrecord import RunRecord
+from lab.core.outcome import Outcome
+from lab.results.record import RunRecord
 kernel, root = sys.argv[1], Path(sys.argv[2])
 record = RunRecord.create(root, kernel, {{"kernel": kernel, "suites": ["maps", "pin"], "accel": "auto"}})
 for suite in suites(kernel, 4):

@@ -1,7 +1,7 @@
 """lab.outcome: one exit code per outcome, 2 kept for user errors."""
 from __future__ import annotations
 
-from lab.outcome import EXIT_CODES, USER_ERROR_EXIT, Outcome, exit_code
+from lab.core.outcome import EXIT_CODES, USER_ERROR_EXIT, Outcome, exit_code
 
 
 def test_every_outcome_has_an_exit_code() -> None:

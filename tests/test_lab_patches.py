@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import patches
-from lab.errors import UserError
+from lab.kernel import patches
+from lab.core.errors import UserError
 
 LINES = [f"line {n:02d}\n" for n in range(1, 41)]
 

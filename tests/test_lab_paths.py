@@ -5,14 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from lab import paths
+from lab.core import paths
 
 
 def test_repository_directories_exist() -> None:
     assert (paths.IMAGES_DIR / "lab-init.sh.j2").is_file()
     assert (paths.IMAGES_DIR / "initramfs-init.sh.j2").is_file()
     assert (paths.GUEST_TESTS_DIR / "suites").is_dir()
-    assert (paths.REPO_ROOT / "lab" / "paths.py").is_file()
+    assert (paths.REPO_ROOT / "lab" / "core" / "paths.py").is_file()
 
 
 def test_cache_dir_from_lab_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

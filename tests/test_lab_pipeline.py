@@ -9,17 +9,20 @@ from typing import Iterator
 
 import pytest
 
-from lab import accel, image, pipeline, runner
-from lab.errors import InfraError
-from lab.kernel import Kernel
-from lab.kernelspec import DebianSpec
-from lab.keys import LabKeys
-from lab.machine import BootFailed, BootTimedOut
-from lab.outcome import Outcome
-from lab.results import FAILED, PASSED, SuiteResult
-from lab.results import TestRecord as Record
-from lab.timeouts import Timeouts
-from lab.transport import CommandTimedOut, ConnectionLost
+from lab.vm import accel
+from lab.guest import image
+from lab.run import guest as pipeline
+from lab.run import suites as runner
+from lab.core.errors import InfraError
+from lab.kernel.acquire import Kernel
+from lab.kernel.spec import DebianSpec
+from lab.guest.keys import LabKeys
+from lab.vm.machine import BootFailed, BootTimedOut
+from lab.core.outcome import Outcome
+from lab.results.model import FAILED, PASSED, SuiteResult
+from lab.results.model import TestRecord as Record
+from lab.core.timeouts import Timeouts
+from lab.target.ssh import CommandTimedOut, ConnectionLost
 
 CLEAN = "[    2.1] Run /init as init process\r\nlab-ready: sshd started on 6.1.0-fake\r\n"
 WARN_LINE = "[   30.1] WARNING: CPU: 1 PID: 345 at kernel/bpf/hashtab.c:1234 htab_map_free+0x12/0x40"

@@ -17,14 +17,15 @@ import pytest
 
 from labfakes import copy_tree, run_in_bash
 
-from lab import remoterun, runner
-from lab.outcome import Outcome
-from lab.remoterun import BoundedTarget, TargetRunRequest, lines_after
-from lab.results import SuiteResult
-from lab.sshremote import SshUrl
-from lab.targetcheck import TargetFacts
-from lab.timeouts import Timeouts
-from lab.transport import CommandResult
+from lab.run import target as remoterun
+from lab.run import suites as runner
+from lab.core.outcome import Outcome
+from lab.run.target import BoundedTarget, TargetRunRequest, lines_after
+from lab.results.model import SuiteResult
+from lab.target.remote import SshUrl
+from lab.target.checks import TargetFacts
+from lab.core.timeouts import Timeouts
+from lab.target.ssh import CommandResult
 
 
 class HereTarget:

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lab import report
-from lab.outcome import Outcome
-from lab.results import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
-from lab.results import TestRecord as Record
+from lab.report import table as report
+from lab.core.outcome import Outcome
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
+from lab.results.model import TestRecord as Record
 
 
 def suite(name: str, outcomes: list[str], wall: float = 1.25, error: str = "") -> SuiteResult:

@@ -17,12 +17,15 @@ import pytest
 
 from test_lab_pipeline import World, world  # noqa: F401  (execute() with everything faked)
 
-from lab import cli, consolescan, pipeline, reproducer
-from lab.remoterun import TargetRunRequest
-from lab.sshremote import SshUrl
-from lab.kernelspec import BuildSpec, DebianSpec, PathSpec
-from lab import runner
-from lab.timeouts import Timeouts
+from lab.cli import main as cli
+from lab.results import kernel_log as consolescan
+from lab.run import guest as pipeline
+from lab.run import reproducer
+from lab.run.target import TargetRunRequest
+from lab.target.remote import SshUrl
+from lab.kernel.spec import BuildSpec, DebianSpec, PathSpec
+from lab.run import suites as runner
+from lab.core.timeouts import Timeouts
 
 KERNEL = {"release": "6.1.0-28-cloud-amd64", "origin": "debian", "spec": "debian:6.1",
           "package": "linux-image-6.1.0-28-cloud-amd64-unsigned", "version": "6.1.119-1", "config_sha256": "c" * 64}
@@ -183,7 +186,7 @@ def test_lab_revision_of_this_checkout_and_of_no_checkout(tmp_path: Path) -> Non
 
 
 def test_every_run_writes_its_reproducer_before_the_guest_boots(world: World) -> None:  # noqa: F811
-    from lab.machine import BootFailed
+    from lab.vm.machine import BootFailed
 
     world.boot_error = BootFailed("QEMU exited before init was ready", "")
     result = world.execute(suites=["pin"], suite_timeout=42)

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import results
-from lab.results import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
+from lab.results import model as results
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
 
 SAMPLE = '''\
 import pytest

@@ -14,10 +14,10 @@ import pytest
 
 from labfakes import copy_tree, run_in_bash
 
-from lab import runner
-from lab.errors import UserError
-from lab.results import FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
-from lab.transport import CommandResult, CommandTimedOut
+from lab.run import suites as runner
+from lab.core.errors import UserError
+from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
+from lab.target.ssh import CommandResult, CommandTimedOut
 
 
 class LocalTarget:

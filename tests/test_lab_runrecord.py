@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from lab import runrecord
-from lab.outcome import Outcome
-from lab.results import PASSED, FAILED, SuiteResult
-from lab.results import TestRecord as Record
-from lab.runrecord import RunRecord
+from lab.results import record as runrecord
+from lab.core.outcome import Outcome
+from lab.results.model import PASSED, FAILED, SuiteResult
+from lab.results.model import TestRecord as Record
+from lab.results.record import RunRecord
 
 REQUEST = {"kernel": "debian:6.1", "suites": ["maps"], "accel": "auto"}
 

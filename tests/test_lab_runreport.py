@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import cli, report
-from lab.outcome import USER_ERROR_EXIT, Outcome
-from lab.results import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
-from lab.results import TestRecord as Record
-from lab.runrecord import RunRecord
+from lab.cli import main as cli
+from lab.report import table as report
+from lab.core.outcome import USER_ERROR_EXIT, Outcome
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
+from lab.results.model import TestRecord as Record
+from lab.results.record import RunRecord
 
 KERNEL = {"release": "6.1.0-28-cloud-amd64", "image": "/cache/vmlinuz", "origin": "debian", "spec": "debian:6.1",
           "package": "linux-image-6.1.0-28-cloud-amd64-unsigned", "version": "6.1.119-1", "config_sha256": "c" * 64}

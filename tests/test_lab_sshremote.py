@@ -16,9 +16,9 @@ import paramiko
 import pytest
 from test_lab_transport import FakeSshd
 
-from lab import keys
-from lab.errors import UserError
-from lab.sshremote import SshUrl, connect, load_known_hosts, load_private_key, parse_ssh_url
+from lab.guest import keys
+from lab.core.errors import UserError
+from lab.target.remote import SshUrl, connect, load_known_hosts, load_private_key, parse_ssh_url
 
 # --- the URL ---------------------------------------------------------------------------------------
 
@@ -183,7 +183,7 @@ def test_a_refused_key_is_a_user_error_without_password_fallback(sshd: FakeSshd,
 
 
 def test_nothing_listening_is_a_one_line_user_error(lab_keys: keys.LabKeys, tmp_path: Path) -> None:
-    from lab.machine import free_port
+    from lab.vm.machine import free_port
 
     port = free_port()
     known = tmp_path / "known_hosts"

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
-from lab.errors import UserError
-from lab.targetcheck import (TargetFacts, bpffs_mounted, check, has_bpf_filesystem, missing_capabilities,
+from lab.core.errors import UserError
+from lab.target.checks import (TargetFacts, bpffs_mounted, check, has_bpf_filesystem, missing_capabilities,
                              parse_status, parse_version)
-from lab.transport import CommandResult, ConnectionLost
+from lab.target.ssh import CommandResult, ConnectionLost
 
 STATUS_ROOT = """Name:\tcat
 Umask:\t0022

@@ -14,8 +14,11 @@ import paramiko
 import pytest
 from test_lab_transport import FakeSshd
 
-from lab import cli, keys, runner, targetcheck
-from lab.targetcheck import TargetFacts
+from lab.cli import main as cli
+from lab.guest import keys
+from lab.run import suites as runner
+from lab.target import checks as targetcheck
+from lab.target.checks import TargetFacts
 
 
 def run_lab(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -5,7 +5,7 @@ import dataclasses
 
 import pytest
 
-from lab.timeouts import TCG_FACTOR, Timeouts
+from lab.core.timeouts import TCG_FACTOR, Timeouts
 
 
 def test_kvm_keeps_the_defaults() -> None:

@@ -19,9 +19,10 @@ from typing import Iterator
 import paramiko
 import pytest
 
-from lab import keys, machine
-from lab.errors import InfraError
-from lab.transport import CommandResult, CommandTimedOut, ConnectionLost, SshTarget, quote_command
+from lab.guest import keys
+from lab.vm import machine
+from lab.core.errors import InfraError
+from lab.target.ssh import CommandResult, CommandTimedOut, ConnectionLost, SshTarget, quote_command
 
 
 def _errno(exc: OSError) -> int:

@@ -15,7 +15,8 @@ import pytest
 from matrixfakes import matrix_dir
 from pngread import Image, decode
 
-from lab import matrix, matrixhtml
+from lab.matrix import table as matrix
+from lab.matrix import html as matrixhtml
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 

@@ -18,12 +18,15 @@ import pytest
 
 from test_lab_pipeline import World, failed_suite, timed_out_suite, world  # noqa: F401
 
-from lab import image, junitmerge, pipeline, runreport
-from lab.kernel import Kernel
-from lab.kernelspec import DebianSpec
-from lab.keys import LabKeys
-from lab.machine import BootFailed
-from lab.outcome import Outcome
+from lab.guest import image
+from lab.results import junit_merge as junitmerge
+from lab.run import guest as pipeline
+from lab.report import show as runreport
+from lab.kernel.acquire import Kernel
+from lab.kernel.spec import DebianSpec
+from lab.guest.keys import LabKeys
+from lab.vm.machine import BootFailed
+from lab.core.outcome import Outcome
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 REAL_RUNS = Path(os.environ.get("LAB_SCHEMA_RUNS", "/tmp/val1"))

@@ -27,11 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lab import kconfig, pipeline  # noqa: E402
-from lab.kernelspec import parse_kernel_spec  # noqa: E402
-from lab.paths import cache_dir  # noqa: E402
-from lab.timeouts import Timeouts  # noqa: E402
-from lab.transport import CommandTimedOut, ConnectionLost  # noqa: E402
+from lab.kernel import kconfig
+from lab.run import guest as pipeline  # noqa: E402
+from lab.kernel.spec import parse_kernel_spec  # noqa: E402
+from lab.core.paths import cache_dir  # noqa: E402
+from lab.core.timeouts import Timeouts  # noqa: E402
+from lab.target.ssh import CommandTimedOut, ConnectionLost  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODULE = "/root/labsplat.ko"

@@ -1,0 +1,86 @@
+"""`lab lava-job` (write a LAVA job for a kernel and suites) and `lab lava-run` (run one under
+LAVA's own dispatcher on this host): the glue between the command line, lavajob, lavaschema
+and lavarun."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from ..kernel import ident as kernelident
+from ..lava import job as lavajob
+from ..lava import dispatch as lavarun
+from ..lava import schema as lavaschema
+from ..run import guest as pipeline
+from ..run import reproducer
+from ..run import suites as runner
+from ..core.errors import UserError
+from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
+from ..core.paths import cache_dir, results_dir
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    job = commands.add_parser("lava-job", help="write a LAVA job (QEMU device) that boots a kernel and runs suites")
+    job.add_argument("--kernel", default=DEFAULT_KERNEL, help="debian:6.1, debian:6.12, build:<id> or a bzImage path")
+    job.add_argument("--modules", help="modules directory (lib/modules/RELEASE) for a kernel path")
+    job.add_argument("--config", help="config file for a kernel path")
+    job.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
+    job.add_argument("--output", required=True, help="directory for job.yaml, device.yaml and the artifacts")
+    job.add_argument("--accel", choices=["tcg", "kvm"], default="tcg",
+                     help="the QEMU accelerator the job asks the device for (default tcg: any worker can)")
+    job.add_argument("--artifact-url", metavar="URL",
+                     help="where the output directory will be published (default: file:// paths into it)")
+    job.set_defaults(func=cmd_lava_job)
+
+    run = commands.add_parser("lava-run", help="run a `lab lava-job` directory under LAVA's lava-run on this host")
+    run.add_argument("job_dir", metavar="JOB_DIR", help="an output directory of `lab lava-job`")
+    run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+    run.set_defaults(func=cmd_lava_run)
+
+
+def cmd_lava_job(args: argparse.Namespace) -> int:
+    suites = runner.parse_suites(args.suite)
+    spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    prepared = pipeline.prepare(spec, cache_dir(), _log)
+    commit, dirty = reproducer.lab_revision()
+    metadata = {
+        "lab.kernel": args.kernel,
+        "lab.kernel.release": prepared.kernel.release,
+        "lab.kernel.identity": kernelident.describe({**prepared.kernel.identity, "release": prepared.kernel.release}),
+        "lab.image": prepared.image.digest,
+        "lab.suites": ",".join(suites),
+        "lab.commit": f"{commit}{'-dirty' if dirty else ''}" if commit else "unknown",
+    }
+    record: dict[str, object] = {"request": {"kernel": args.kernel, "suites": suites, "accel": args.accel},
+              "kernel": {"release": prepared.kernel.release, "image": str(prepared.kernel.image),
+                         **prepared.kernel.identity},
+              "image": {"path": str(prepared.image.path), "digest": prepared.image.digest}}
+    inputs = lavajob.JobInputs(prepared.kernel.image, prepared.initramfs, prepared.image.path,
+                               lavajob.recorded_rootfs_sha256(prepared.image.path), suites, args.accel,
+                               f"bpf-kernel-lab {args.kernel} {','.join(suites)}", metadata, record)
+    written = lavajob.write(inputs, Path(args.output).resolve(), args.artifact_url)
+    verdict = lavaschema.check(written.job, written.device)
+    if verdict is None:
+        _log("lava-job: not checked against LAVA's schema: lava-common is not installed (`make setup` installs it)")
+    elif not verdict.ok:
+        raise UserError(f"LAVA's schema rejects {written.job}: {verdict.message}")
+    else:
+        _log("lava-job: job.yaml and device.yaml pass LAVA's schemas (lava-common)")
+    print(written.job)
+    return 0
+
+
+def cmd_lava_run(args: argparse.Namespace) -> int:
+    job_dir = Path(args.job_dir).resolve()
+    if not (job_dir / "job.yaml").is_file() or not (job_dir / "device.yaml").is_file():
+        raise UserError(f"{job_dir} is not a `lab lava-job` output directory (no job.yaml and device.yaml)")
+    missing = lavajob.missing_local_artifacts(job_dir / "job.yaml")
+    if missing:
+        raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "
+                        "write the job again with `lab lava-job`")
+    root = Path(args.results).resolve() if args.results else results_dir()
+    return lavarun.run(job_dir, root, cache_dir(), _log)

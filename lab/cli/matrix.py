@@ -1,0 +1,61 @@
+"""`lab matrix --kernel K --kernel K ... [--suite ...] [--results DIR] [--jobs N] [--all]`: the glue
+between the command line, the child runs (matrixrun), the table (matrix) and the page (matrixhtml)."""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from pathlib import Path
+
+from ..matrix import table as matrix
+from ..matrix import html as matrixhtml
+from ..matrix import children as matrixrun
+from ..run import suites as runner
+from ..core.errors import UserError
+from ..core.paths import results_dir
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _show(message: str) -> None:
+    print(message, flush=True)
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    parser = commands.add_parser("matrix", help="run the suites on several kernels at once; table and HTML report")
+    parser.add_argument("--kernel", action="append", required=True, metavar="K",
+                        help="debian:6.1, debian:6.12, build:<id> or a bzImage path (repeat: one column each)")
+    parser.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
+    parser.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+    parser.add_argument("--jobs", type=int, help="VMs at once (default: min(cores, MemAvailable / per-VM memory))")
+    parser.add_argument("--all", action="store_true", help="also print the rows identical on every kernel")
+    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="passed to each run")
+    parser.set_defaults(func=cmd_matrix)
+
+
+def cmd_matrix(args: argparse.Namespace) -> int:
+    runner.parse_suites(args.suite)  # a bad suite name fails before anything is fetched
+    if args.jobs is not None and args.jobs < 1:
+        raise UserError("--jobs must be at least 1")
+    jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
+    root = Path(args.results).resolve() if args.results else results_dir()
+    matrix_dir = matrixrun.new_matrix_dir(root)
+    extra = ["--accel", args.accel] if args.accel else []
+    children = matrixrun.make_children(list(args.kernel), args.suite, matrix_dir, extra)
+    env = dict(os.environ)
+    started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    _log(f"matrix: {len(children)} kernel(s), {min(jobs, len(children))} at once; {matrix_dir}")
+    try:
+        matrixrun.prepare_cache(_log)
+        matrixrun.run_children(children, jobs, env, _show)
+    finally:
+        # Written even when interrupted, so the runs that did finish can still be read and seen.
+        matrixrun.write_matrix_json(matrix_dir, children, args.suite, jobs, started)
+        result = matrix.load(matrix_dir)
+        report = matrixhtml.write(result, matrix_dir / "report.html")
+    print(matrix.render_table(result, show_all=args.all))
+    print(f"matrix: {matrix_dir}\nreport: {report}")
+    return 0 if matrix.passed(result) else 1

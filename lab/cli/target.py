@@ -1,0 +1,75 @@
+"""`lab run --target ssh://user@host[:port] [--key FILE] [--known-hosts FILE]`: the options,
+what they exclude, and the run (connect, check, then the same suites as in a guest)."""
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+from ..results import kernel_log as consolescan
+from ..run import target as remoterun
+from ..report import table as report
+from ..run import suites as runner
+from ..target import remote as sshremote
+from ..target import checks as targetcheck
+from ..core.errors import UserError
+from ..core.outcome import exit_code
+from ..core.paths import results_dir
+from ..core.timeouts import Timeouts
+
+# Options of `lab run` that only mean something for a kernel the lab boots itself.
+BOOT_ONLY = {"kernel": "--kernel", "modules": "--modules", "config": "--config", "accel": "--accel",
+             "cmdline": "--cmdline", "boot_timeout": "--boot-timeout", "probe_timeout": "--probe-timeout"}
+
+
+def add_target_args(run: argparse.ArgumentParser) -> None:
+    run.add_argument("--target", metavar="ssh://USER@HOST[:PORT]",
+                     help="run on this machine over SSH instead of booting a kernel (user: default the local one)")
+    run.add_argument("--key", help="with --target: the private key to log in with (default: ssh-agent, ~/.ssh/id_*)")
+    run.add_argument("--known-hosts", help="with --target: where the host's key must be (default ~/.ssh/known_hosts)")
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """One line for an option that does not fit the other ones given; before anything starts."""
+    if args.target is None:
+        extra = [flag for flag, value in (("--key", args.key), ("--known-hosts", args.known_hosts)) if value is not None]
+        if extra:
+            raise UserError(f"{' and '.join(extra)} {'needs' if len(extra) == 1 else 'need'} --target")
+        return
+    # The parser leaves these None (cmdline "") unless given, so a given default is caught too.
+    given = [flag for dest, flag in BOOT_ONLY.items() if getattr(args, dest, None) not in (None, "")]
+    if given:
+        raise UserError(f"{', '.join(given)} cannot be combined with --target (only for a kernel the lab boots)")
+
+
+def request_timeouts(args: argparse.Namespace) -> Timeouts:
+    # Unscaled: a real machine is not emulated. The boot bounds do not apply.
+    timeouts = Timeouts().with_suite(args.suite_timeout)
+    overrides = {"ssh": args.ssh_timeout, "command": args.command_timeout}
+    return replace(timeouts, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def run_on_target(args: argparse.Namespace, log: Callable[[str], None]) -> int:
+    check_options(args)
+    url = sshremote.parse_ssh_url(args.target)
+    suites = runner.parse_suites(args.suite)
+    timeouts = request_timeouts(args)
+    key = Path(args.key).expanduser() if args.key else None
+    known_hosts = Path(args.known_hosts or sshremote.DEFAULT_KNOWN_HOSTS).expanduser()
+    started = time.monotonic()
+    with sshremote.connect(url, key, known_hosts, timeouts.ssh) as target:
+        facts = targetcheck.check(target, str(url), timeouts.command)
+        log(f"target {url}: kernel {facts.release} ({facts.machine}), python {facts.python}, pytest {facts.pytest}")
+        for warning in facts.warnings:
+            log(f"warning: {warning}")
+        request = remoterun.TargetRunRequest(url, suites, Path(args.results) if args.results else results_dir(),
+                                             timeouts, args.run_timeout,
+                                             consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
+                                             key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
+        table = report.SuiteTable(log)
+        outcome = remoterun.execute(request, target, facts, log, table.add)
+    table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
+                outcome.record.metadata.get("console_excerpt"), "kernel log excerpt")
+    return exit_code(outcome.outcome)

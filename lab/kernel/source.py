@@ -1,0 +1,190 @@
+"""Kernel source trees: Debian's linux-source-X.Y, a tarball, or a local tree, with an identity.
+
+Debian sources and tarballs are unpacked once into the cache and never written again
+(builds go to an object directory; patches to a linked copy). A local tree is used in
+place; its identity is its git commit plus uncommitted changes, or a listing digest.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ..core import apt
+from ..core.errors import InfraError, UserError
+from .acquire import sha256_file
+
+Log = Callable[[str], None]
+
+_DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)$")
+_TARBALL = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar.zst")
+
+
+@dataclass(frozen=True)
+class DebianSource:
+    series: str
+
+
+@dataclass(frozen=True)
+class TarballSource:
+    path: Path
+
+
+@dataclass(frozen=True)
+class TreeSource:
+    path: Path
+
+
+SourceSpec = DebianSource | TarballSource | TreeSource
+
+
+@dataclass(frozen=True)
+class SourceTree:
+    root: Path
+    version: str  # `make kernelversion`, e.g. 6.1.192
+    identity: dict[str, str]
+
+
+def parse_source_spec(text: str) -> SourceSpec:
+    if match := _DEBIAN.match(text):
+        return DebianSource(match["series"])
+    if text.startswith("debian:"):
+        raise UserError(f"bad source {text!r}: expected debian:MAJOR.MINOR, e.g. debian:6.1")
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return TreeSource(path.resolve())
+    if path.is_file() and path.name.endswith(_TARBALL):
+        return TarballSource(path.resolve())
+    if path.exists():
+        raise UserError(f"source {text}: neither a kernel tree nor a .tar[.gz|.xz|.bz2|.zst] tarball")
+    raise UserError(f"source {text}: no such file or directory (use debian:6.1, debian:6.12, a tree or a tarball)")
+
+
+def _check_tree(root: Path, what: str) -> None:
+    for needed in ("Makefile", "Kconfig", "arch/x86/Kconfig"):
+        if not (root / needed).is_file():
+            raise UserError(f"{what}: not an x86 kernel source tree (no {needed})")
+    # Kbuild refuses an object directory beside an in-tree build; say so before it does.
+    if (root / ".config").exists() or (root / "include" / "config").is_dir():
+        raise UserError(f"{what}: the tree has an in-tree build (.config); run `make mrproper` in it first")
+
+
+def kernel_version(root: Path) -> str:
+    """VERSION.PATCHLEVEL.SUBLEVEL from the top Makefile (no make run needed)."""
+    fields: dict[str, str] = {}
+    for line in (root / "Makefile").read_text(errors="replace").splitlines()[:12]:
+        if match := re.match(r"^(VERSION|PATCHLEVEL|SUBLEVEL|EXTRAVERSION)\s*=\s*(\S*)", line):
+            fields[match[1]] = match[2]
+    if not {"VERSION", "PATCHLEVEL"} <= fields.keys():
+        raise UserError(f"{root}: the top Makefile has no VERSION/PATCHLEVEL")
+    version = f"{fields['VERSION']}.{fields['PATCHLEVEL']}"
+    if fields.get("SUBLEVEL"):
+        version += f".{fields['SUBLEVEL']}"
+    return version + fields.get("EXTRAVERSION", "")
+
+
+def _extract_tarball(tarball: Path, entry: Path, identity: dict[str, str]) -> SourceTree:
+    """Unpack into entry/tree atomically; the tarball's single top directory becomes the tree."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=entry.parent, prefix=".unpack-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "entry" / "unpacked").mkdir(parents=True)
+        done = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "entry" / "unpacked")],
+                              capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            why = "; ".join(done.stderr.strip().splitlines()[-2:]) or f"tar exit {done.returncode}"
+            raise UserError(f"source {tarball}: cannot unpack: {why}")
+        tops = list((tmp / "entry" / "unpacked").iterdir())
+        top = tops[0] if len(tops) == 1 and tops[0].is_dir() else tmp / "entry" / "unpacked"
+        top.rename(tmp / "entry" / "tree")
+        _check_tree(tmp / "entry" / "tree", f"source {tarball}")
+        version = kernel_version(tmp / "entry" / "tree")
+        (tmp / "entry" / "source.json").write_text(json.dumps({"version": version, "identity": identity}, indent=2) + "\n")
+        shutil.rmtree(tmp / "entry" / "unpacked", ignore_errors=True)
+        (tmp / "entry").rename(entry)
+    return SourceTree(entry / "tree", version, identity)
+
+
+def _cached(entry: Path) -> SourceTree | None:
+    meta = entry / "source.json"
+    if not meta.is_file():
+        return None
+    data = json.loads(meta.read_text())
+    return SourceTree(entry / "tree", data["version"], data["identity"])
+
+
+def _debian(spec: DebianSource, cache: Path, log: Log) -> SourceTree:
+    package = f"linux-source-{spec.series}"
+    package, version = apt.resolve_package(package, f"debian:{spec.series}")
+    entry = cache / "sources" / re.sub(r"[^A-Za-z0-9.+-]", "_", f"{package}_{version}")
+    if cached := _cached(entry):
+        log(f"source: {package} {version} (cached)")
+        return cached
+    log(f"source: downloading {package} {version}")
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=entry.parent, prefix=".fetch-") as tmp_name:
+        tmp = Path(tmp_name)
+        deb = apt.download(package, version, tmp / "deb")
+        unpacked = subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "pkg")], capture_output=True, text=True, check=False)
+        if unpacked.returncode != 0:
+            raise InfraError(f"unpacking {deb.name} failed: {unpacked.stderr.strip()}")
+        tarballs = sorted((tmp / "pkg" / "usr" / "src").glob("linux-source-*.tar.*"))
+        if len(tarballs) != 1:
+            raise InfraError(f"{package}: expected one usr/src/linux-source-*.tar.*, found {len(tarballs)}")
+        log(f"source: unpacking {tarballs[0].name}")
+        identity = {"origin": "debian", "spec": f"debian:{spec.series}", "package": package, "version": version}
+        return _extract_tarball(tarballs[0], entry, identity)
+
+
+def _tarball(spec: TarballSource, cache: Path, log: Log) -> SourceTree:
+    digest = sha256_file(spec.path)
+    entry = cache / "sources" / f"tarball-{digest[:16]}"
+    if cached := _cached(entry):
+        log(f"source: {spec.path.name} (cached)")
+        return cached
+    log(f"source: unpacking {spec.path}")
+    return _extract_tarball(spec.path, entry, {"origin": "tarball", "spec": str(spec.path), "sha256": digest})
+
+
+def tree_digest(root: Path) -> str:
+    """A local tree's state: git HEAD and uncommitted changes, else every file's path, size, mtime."""
+    git = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    digest = hashlib.sha256()
+    if git.returncode == 0:
+        digest.update(git.stdout.encode())
+        diff = subprocess.run(["git", "-C", str(root), "diff", "HEAD", "--binary"], capture_output=True, check=False)
+        digest.update(diff.stdout)
+        untracked = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--others", "--exclude-standard"],
+                                   capture_output=True, text=True, check=False).stdout.split("\0")
+        for name in sorted(n for n in untracked if n):
+            path = root / name
+            digest.update(name.encode() + (sha256_file(path).encode() if path.is_file() and not path.is_symlink() else b"-"))
+        return "git-" + git.stdout.strip()[:12] + "-" + digest.hexdigest()[:12]
+    for directory, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for name in sorted(files):
+            stat = os.lstat(os.path.join(directory, name))
+            digest.update(f"{os.path.relpath(os.path.join(directory, name), root)}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return "files-" + digest.hexdigest()[:24]
+
+
+def _tree(spec: TreeSource, log: Log) -> SourceTree:
+    _check_tree(spec.path, f"source {spec.path}")
+    log(f"source: local tree {spec.path}")
+    return SourceTree(spec.path, kernel_version(spec.path),
+                      {"origin": "tree", "spec": str(spec.path), "digest": tree_digest(spec.path)})
+
+
+def acquire(spec: SourceSpec, cache: Path, log: Log) -> SourceTree:
+    if isinstance(spec, DebianSource):
+        return _debian(spec, cache, log)
+    if isinstance(spec, TarballSource):
+        return _tarball(spec, cache, log)
+    return _tree(spec, log)

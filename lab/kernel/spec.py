@@ -1,0 +1,64 @@
+"""Parse what the user asked for (`debian:6.1`, `build:<id>`, a kernel image path) into a typed spec. Pure."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import UserError
+
+DEFAULT_KERNEL = "debian:6.1"
+
+
+@dataclass(frozen=True)
+class DebianSpec:
+    """The newest Debian kernel package of one upstream series, e.g. 6.1 or 6.12."""
+
+    series: str
+    flavour: str = "cloud-amd64"  # cloud: NVMe and ext4 built in, small, boots fast
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """A local bzImage/vmlinuz, optionally with its modules directory and config file."""
+
+    image: Path
+    modules: Path | None = None
+    config: Path | None = None
+
+
+@dataclass(frozen=True)
+class BuildSpec:
+    """A kernel built by `lab kernel build`, named by its build id."""
+
+    build_id: str
+
+
+KernelSpec = DebianSpec | PathSpec | BuildSpec
+_BUILD = re.compile(r"^build:(?P<id>[A-Za-z0-9][A-Za-z0-9.+_-]*)$")
+
+_DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)(?::(?P<flavour>[a-z0-9-]+))?$")
+
+
+def parse_kernel_spec(text: str, modules: str | None = None, config: str | None = None) -> KernelSpec:
+    """`debian:SERIES[:FLAVOUR]`, or a path (anything with a `/` or an existing file)."""
+    match = _DEBIAN.match(text)
+    if match:
+        if modules or config:
+            raise UserError(f"--modules/--config apply to a kernel path, not to {text}")
+        return DebianSpec(match["series"], match["flavour"] or DebianSpec.flavour)
+    if build := _BUILD.match(text):
+        if modules or config:
+            raise UserError(f"--modules/--config apply to a kernel path, not to {text}")
+        return BuildSpec(build["id"])
+    if text.startswith("build:"):
+        raise UserError(f"bad build spec {text!r}: expected build:<id> as `lab kernel build` prints it")
+    if text.startswith("debian:"):
+        raise UserError(f"bad Debian kernel spec {text!r}: expected debian:MAJOR.MINOR, e.g. debian:6.1")
+    if "/" in text or Path(text).exists():
+        return PathSpec(
+            Path(text).expanduser(),
+            Path(modules).expanduser() if modules else None,
+            Path(config).expanduser() if config else None,
+        )
+    raise UserError(f"unknown kernel {text!r}: use debian:6.1, debian:6.12, build:<id> or a path to a bzImage")

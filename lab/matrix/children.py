@@ -1,0 +1,184 @@
+"""`lab matrix`: one child `lab run` per kernel, as many at once as the host allows, with progress.
+
+Each kernel runs in its own process (`python -m lab run ...`) so its signal handling, SIGALRM
+run deadline and QEMU cleanup are its own. The guest image is built (or found) before any
+child starts, because two children building the same image at the same moment would race;
+after that the children only read it. Each child fetches its own kernel and builds its own
+initramfs, both written under a temporary name and renamed, so different kernels never collide.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from ..guest import image
+from ..guest import keys
+from . import progress as matrixprogress
+from ..core.errors import InfraError, UserError
+from ..vm.machine import MachineSpec
+from ..core.paths import REPO_ROOT, cache_dir
+
+Log = Callable[[str], None]
+QEMU_OVERHEAD_MB = 384  # QEMU's own RSS under TCG, plus the child lab process
+POLL_SECONDS = 1.0
+STOP_GRACE_SECONDS = 60.0  # a child stopping its QEMU and writing its record on SIGTERM
+
+
+def mem_available_mb(meminfo: str | None = None) -> int | None:
+    if meminfo is None:
+        try:
+            meminfo = Path("/proc/meminfo").read_text()
+        except OSError:
+            return None
+    for line in meminfo.splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) // 1024
+    return None
+
+
+def default_jobs(cpus: int | None, available_mb: int | None, guest_mb: int = MachineSpec.memory_mb) -> int:
+    """VMs at once: one per core, as many as memory holds (each guest plus QEMU's overhead), at least 1."""
+    by_cpu = cpus or 1
+    by_memory = available_mb // (guest_mb + QEMU_OVERHEAD_MB) if available_mb is not None else by_cpu
+    return max(1, min(by_cpu, by_memory))
+
+
+def safe_name(kernel: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "-" for c in kernel)[:60]
+
+
+@dataclass
+class Child:
+    kernel: str
+    root: Path  # this kernel's results root; its run directory appears inside
+    argv: list[str]
+    proc: subprocess.Popen[bytes] | None = None
+    started: float = 0.0
+    seconds: float | None = None
+    returncode: int | None = None
+    last: matrixprogress.Progress | None = field(default=None)
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "lab.log"
+
+    def start(self, env: dict[str, str]) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as out:
+            # A session of its own: a terminal's Ctrl-C reaches the matrix only, which then stops
+            # every child with one SIGTERM (a second signal could cut a child's QEMU cleanup short).
+            self.proc = subprocess.Popen(self.argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                         env=env, cwd=REPO_ROOT, start_new_session=True)
+        self.started = time.monotonic()
+
+    def poll(self) -> bool:
+        """True once the child has exited."""
+        if self.proc is None or self.returncode is not None:
+            return self.returncode is not None
+        rc = self.proc.poll()
+        if rc is not None:
+            self.returncode = rc
+            self.seconds = round(time.monotonic() - self.started, 3)
+        return rc is not None
+
+
+def child_argv(kernel: str, suites: str, root: Path, extra: list[str]) -> list[str]:
+    return [sys.executable, "-m", "lab", "run", "--kernel", kernel, "--suite", suites, "--results", str(root), *extra]
+
+
+def prepare_cache(log: Log) -> None:
+    """Build (or find) the guest image every child shares, once, before any child runs.
+
+    Kernels are left to the children: each fetches its own into its own cache entry (unpacked
+    under a temporary name, then renamed), and the same kernel twice is refused, so fetches
+    never collide; doing them here, one after the other, cost more than it saved."""
+    cache = cache_dir()
+    image.build(image.default_recipe(keys.ensure_keys(cache)), cache, log)
+
+
+def _stop(children: list[Child], log: Log) -> None:
+    live = [c for c in children if c.proc is not None and not c.poll()]
+    for child in live:
+        log(f"matrix: stopping {child.kernel} (pid {child.proc.pid if child.proc else '?'})")
+        if child.proc is not None:
+            child.proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_SECONDS
+    for child in live:
+        assert child.proc is not None
+        try:
+            child.proc.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            child.proc.kill()  # its QEMU gets SIGHUP when the pty it holds closes
+            child.proc.wait()
+        child.poll()
+
+
+def run_children(children: list[Child], jobs: int, env: dict[str, str], show: Log,
+                 poll_seconds: float = POLL_SECONDS) -> None:
+    """Run every child, at most `jobs` at once, printing a progress line whenever one's stage or
+    test count changes. Any exception (Ctrl-C, SIGTERM) stops the running children first."""
+    waiting = list(children)
+    running: list[Child] = []
+    try:
+        while waiting or running:
+            while waiting and len(running) < jobs:
+                child = waiting.pop(0)
+                child.start(env)
+                running.append(child)
+                show(f"[{child.kernel}] started (pid {child.proc.pid if child.proc else '?'})")
+            for child in list(running):
+                exited = child.poll()
+                now = matrixprogress.read(child.root)
+                if now != child.last:
+                    child.last = now
+                    show(now.line(child.kernel))
+                if exited:
+                    running.remove(child)
+                    show(f"[{child.kernel}] exited {child.returncode} after {child.seconds:.1f} s")
+            if running:
+                time.sleep(poll_seconds)
+    finally:
+        _stop(children, show)
+
+
+def write_matrix_json(matrix_dir: Path, children: list[Child], suites: str, jobs: int, started: str) -> None:
+    kernels = []
+    for child in children:
+        run = matrixprogress.run_directory(child.root)
+        kernels.append({"kernel": child.kernel, "run": str(run.relative_to(matrix_dir)) if run else None,
+                        "log": str(child.log_path.relative_to(matrix_dir)), "exit_code": child.returncode,
+                        "seconds": child.seconds})
+    data = {"started": started, "suites": suites.split(","), "jobs": jobs, "kernels": kernels}
+    tmp = matrix_dir / "matrix.json.tmp"
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, matrix_dir / "matrix.json")
+
+
+def new_matrix_dir(results_root: Path) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        path = results_root / (f"matrix-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise InfraError(f"cannot create a matrix directory in {results_root}")
+
+
+def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list[str]) -> list[Child]:
+    if len(set(kernels)) != len(kernels):
+        raise UserError("lab matrix: a kernel is given twice")
+    children = []
+    for index, kernel in enumerate(kernels):
+        root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel)}"
+        children.append(Child(kernel, root, child_argv(kernel, suites, root, extra)))
+    return children

@@ -1,0 +1,70 @@
+"""The matrix as one self-contained HTML page (lab/templates/matrix.html.j2): inline CSS, no
+script, no external URL, so it can be mailed or archived as a single file.
+
+The page's geometry (the SVG bar chart of suite wall times) is computed here, so the template
+only lays out numbers it is given.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import jinja2
+
+from . import table as matrix
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+# Outcome colours; the browser test looks for exactly these pixels in a screenshot.
+COLOURS = {"pass": "#78c878", "fail": "#e64646", "skip": "#f0c850", "err": "#aa50c8", "missing": "#ffffff"}
+BAR_COLOURS = ("#3b6fb6", "#7fa7dd", "#1f3f6e", "#9bb9e6", "#5a86c8", "#2c5491")
+CHART_WIDTH = 520  # px for the longest bar
+BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 16, 4, 230
+
+
+@dataclass(frozen=True)
+class Bar:
+    label: str
+    seconds: float
+    y: int
+    width: int
+    colour: str
+
+
+def chart(columns: tuple[matrix.Column, ...]) -> tuple[list[Bar], int]:
+    """One bar per (suite, kernel), grouped by suite; the bars and the chart's height."""
+    suites = list(dict.fromkeys(t.suite for c in columns for t in c.suites))
+    longest = max([t.wall_seconds for c in columns for t in c.suites] + [0.001])
+    bars, y = [], 0
+    for suite in suites:
+        for index, column in enumerate(columns):
+            seconds = next((t.wall_seconds for t in column.suites if t.suite == suite), None)
+            if seconds is None:
+                continue
+            bars.append(Bar(f"{suite} · {column.kernel}", seconds, y, max(1, round(CHART_WIDTH * seconds / longest)),
+                            BAR_COLOURS[index % len(BAR_COLOURS)]))
+            y += BAR_HEIGHT + BAR_GAP
+        y += BAR_GAP * 2
+    return bars, y
+
+
+def _console_link(column: matrix.Column, report_dir: Path) -> str | None:
+    if column.directory is None or not (column.directory / "console.log").exists():
+        return None
+    return Path(os.path.relpath(column.directory / "console.log", report_dir)).as_posix()
+
+
+def render(m: matrix.Matrix, report_dir: Path, title: str = "bpf-kernel-lab matrix") -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    bars, height = chart(m.columns)
+    return env.get_template("matrix.html.j2").render(
+        title=title, matrix=m, columns=m.columns, differing=m.differing, identical=m.identical,
+        colours=COLOURS, cell_class=matrix.CELL_CLASS, cell_text=matrix.cell_text,
+        consoles=[_console_link(c, report_dir) for c in m.columns], summary=matrix.summary_line,
+        bars=bars, chart_height=height, bar_height=BAR_HEIGHT, label_width=LABEL_WIDTH, chart_width=CHART_WIDTH)
+
+
+def write(m: matrix.Matrix, report: Path) -> Path:
+    report.write_text(render(m, report.parent))
+    return report
