@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.vm import machine
-from lab.target.ssh import CommandResult, CommandTimedOut
+from lab.target.base import CommandResult, CommandTimedOut
 
 
 def make_bzimage(path: Path, version: str, *, pointer_at: int = 0x3000) -> Path:

@@ -6,9 +6,10 @@ from pathlib import Path
 
 from test_lab_results import sample_run  # noqa: F401  (a real pytest run's xunit1 report)
 
-from lab.results import junit_merge as junitmerge
+from lab.results import junit
 from lab.core.outcome import Outcome
-from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
+from lab.results.junit import parse_junit
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.results.record import RunRecord
 
@@ -33,7 +34,7 @@ def suite(name: str, wall: float = 1.0) -> SuiteResult:
 def test_each_suite_keeps_its_testsuite_named_after_it_and_the_root_sums_them(tmp_path: Path) -> None:
     (tmp_path / "junit-maps.xml").write_text(pytest_report(10, failures=2, skipped=1, time="3.250"))
     (tmp_path / "junit-pin.xml").write_text(pytest_report(4, time="0.750"))
-    root = junitmerge.merge(tmp_path, [suite("maps"), suite("pin")])
+    root = junit.merge(tmp_path, [suite("maps"), suite("pin")])
     assert root.tag == "testsuites"
     assert [s.get("name") for s in root] == ["maps", "pin"]
     assert [len(s.findall("testcase")) for s in root] == [10, 4]  # the cases themselves, not only counts
@@ -44,7 +45,7 @@ def test_each_suite_keeps_its_testsuite_named_after_it_and_the_root_sums_them(tm
 def test_run_order_not_file_order(tmp_path: Path) -> None:
     for name in ("dump", "maps"):
         (tmp_path / f"junit-{name}.xml").write_text(pytest_report(1))
-    assert [s.get("name") for s in junitmerge.merge(tmp_path, [suite("maps"), suite("dump")])] == ["maps", "dump"]
+    assert [s.get("name") for s in junit.merge(tmp_path, [suite("maps"), suite("dump")])] == ["maps", "dump"]
 
 
 def test_a_suite_without_a_report_is_rebuilt_from_its_records(tmp_path: Path) -> None:
@@ -55,7 +56,7 @@ def test_a_suite_without_a_report_is_rebuilt_from_its_records(tmp_path: Path) ->
         Record("dump", "test_dump.py::test_skip", SKIPPED, 0.0, skip_reason="no BPF_MAP_DUMP"),
     ]
     timed_out = SuiteResult("dump", records, 600.0, None, "timed out: pytest did not finish")
-    root = junitmerge.merge(tmp_path, [timed_out])
+    root = junit.merge(tmp_path, [timed_out])
     [element] = list(root)
     assert element.get("name") == "dump"
     assert (element.get("tests"), element.get("failures"), element.get("errors"), element.get("skipped")) == ("4", "1", "1", "1")
@@ -68,7 +69,7 @@ def test_a_suite_without_a_report_is_rebuilt_from_its_records(tmp_path: Path) ->
 
 def test_a_corrupt_report_falls_back_to_the_records(tmp_path: Path) -> None:
     (tmp_path / "junit-pin.xml").write_text("<testsuites><testsuite name=")  # cut off when the guest died
-    root = junitmerge.merge(tmp_path, [suite("pin")])
+    root = junit.merge(tmp_path, [suite("pin")])
     assert [(s.get("name"), s.get("tests")) for s in root] == [("pin", "1")]
 
 
@@ -76,7 +77,7 @@ def test_a_real_pytest_report_merges_with_its_counts(tmp_path: Path, sample_run:
     xml_text, _ = sample_run
     (tmp_path / "junit-maps.xml").write_text(xml_text)
     records = parse_junit(xml_text, "maps")
-    root = junitmerge.merge(tmp_path, [SuiteResult("maps", records, 2.0, 1)])
+    root = junit.merge(tmp_path, [SuiteResult("maps", records, 2.0, 1)])
     assert root.get("tests") == str(len(records)) == "8"
     assert root.get("failures") == str(sum(r.outcome == FAILED for r in records))
     assert root.get("errors") == str(sum(r.outcome == ERROR for r in records))

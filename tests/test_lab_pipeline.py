@@ -22,7 +22,7 @@ from lab.core.outcome import Outcome
 from lab.results.model import FAILED, PASSED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.core.timeouts import Timeouts
-from lab.target.ssh import CommandTimedOut, ConnectionLost
+from lab.target.base import CommandTimedOut, ConnectionLost
 
 CLEAN = "[    2.1] Run /init as init process\r\nlab-ready: sshd started on 6.1.0-fake\r\n"
 WARN_LINE = "[   30.1] WARNING: CPU: 1 PID: 345 at kernel/bpf/hashtab.c:1234 htab_map_free+0x12/0x40"

@@ -25,7 +25,7 @@ from lab.results.model import SuiteResult
 from lab.target.remote import SshUrl
 from lab.target.checks import TargetFacts
 from lab.core.timeouts import Timeouts
-from lab.target.ssh import CommandResult
+from lab.target.base import CommandResult
 
 
 class HereTarget:

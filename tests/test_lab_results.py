@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.results import model as results
-from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
+from lab.results import junit as results
+from lab.results.junit import parse_junit
+from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
 
 SAMPLE = '''\
 import pytest

@@ -14,10 +14,12 @@ import pytest
 
 from labfakes import copy_tree, run_in_bash
 
+from lab.results import stream
 from lab.run import suites as runner
 from lab.core.errors import UserError
-from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult, parse_junit
-from lab.target.ssh import CommandResult, CommandTimedOut
+from lab.results.junit import parse_junit
+from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult
+from lab.target.base import CommandResult, CommandTimedOut
 
 
 class LocalTarget:
@@ -293,14 +295,6 @@ def test_run_suite_with_a_target_that_times_out(run_dir: Path) -> None:
     assert result.pytest_rc is None
 
 
-def test_run_suites_reports_each_suite_in_order(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
-    runner.ship(target, 30)
-    seen: list[SuiteResult] = []
-    results = runner.run_suites(target, ["fake", "dies"], run_dir, 120, seen.append)
-    assert [r.name for r in results] == ["fake", "dies"]
-    assert seen == results
-
-
 def test_collect_dmesg(target: LocalTarget, run_dir: Path) -> None:
     runner.collect_dmesg(target, run_dir, 30)
     text = (run_dir / "dmesg.txt").read_text()
@@ -331,7 +325,7 @@ F@@lab-test {"duration": 0.2, "event": "end", "message": "assert 1 == 2", "nodei
 
 
 def test_records_from_stream_keep_finished_tests_and_blame_the_running_one() -> None:
-    records = runner.records_from_stream(STREAM_LOG, "maps", "lost connection: guest died")
+    records = stream.records_from_stream(STREAM_LOG, "maps", "lost connection: guest died")
     got = [(r.name, r.outcome, r.message, r.skip_reason) for r in records]
     assert got == [
         ("test_a.py::test_ok", "passed", "", ""),
@@ -343,7 +337,7 @@ def test_records_from_stream_keep_finished_tests_and_blame_the_running_one() -> 
 
 
 def test_records_from_stream_of_an_empty_log() -> None:
-    assert runner.records_from_stream("collected 0 items\n", "pin", "why") == []
+    assert stream.records_from_stream("collected 0 items\n", "pin", "why") == []
 
 
 RECORDS_PROPERTIES = """def test_notes(record_property):
@@ -364,7 +358,7 @@ def test_streamed_records_carry_what_the_test_recorded_as_junit_does(tmp_path: P
                            "-o", "junit_family=xunit1", f"--junitxml={tmp_path / 'j.xml'}", "test_props.py"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
-    streamed = {r.name: r.properties for r in runner.records_from_stream(done.stdout, "pin", "why")}
+    streamed = {r.name: r.properties for r in stream.records_from_stream(done.stdout, "pin", "why")}
     from_junit = {r.name: r.properties for r in parse_junit((tmp_path / "j.xml").read_text(), "pin")}
     assert streamed == from_junit == {"test_props.py::test_notes": {"pin_closed_fd": "EINVAL", "seconds": "0.25"},
                                       "test_props.py::test_quiet": {}}

@@ -8,7 +8,7 @@ import pytest
 from lab.core.errors import UserError
 from lab.target.checks import (TargetFacts, bpffs_mounted, check, has_bpf_filesystem, missing_capabilities,
                              parse_status, parse_version)
-from lab.target.ssh import CommandResult, ConnectionLost
+from lab.target.base import CommandResult, ConnectionLost
 
 STATUS_ROOT = """Name:\tcat
 Umask:\t0022

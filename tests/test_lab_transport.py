@@ -22,7 +22,8 @@ import pytest
 from lab.guest import keys
 from lab.vm import machine
 from lab.core.errors import InfraError
-from lab.target.ssh import CommandResult, CommandTimedOut, ConnectionLost, SshTarget, quote_command
+from lab.target.base import CommandResult, CommandTimedOut, ConnectionLost, quote_command
+from lab.target.ssh import SshTarget
 
 
 def _errno(exc: OSError) -> int:

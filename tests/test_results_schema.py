@@ -19,7 +19,7 @@ import pytest
 from test_lab_pipeline import World, failed_suite, timed_out_suite, world  # noqa: F401
 
 from lab.guest import image
-from lab.results import junit_merge as junitmerge
+from lab.results import junit
 from lab.run import guest as pipeline
 from lab.report import show as runreport
 from lab.kernel.acquire import Kernel
@@ -340,7 +340,7 @@ def test_a_real_run_directory(directory: Path | None, tmp_path: Path) -> None:
     if not (directory / "junit.xml").exists():
         # Written before junit.xml existed: merge its real junit-<suite>.xml files in a copy and check that.
         copy = shutil.copytree(directory, tmp_path / directory.name)
-        junitmerge.write_merged(copy, runreport.load(str(copy)).suites)
+        junit.write_merged(copy, runreport.load(str(copy)).suites)
         assert check_junit(copy / "junit.xml", json.loads((copy / "results.json").read_text())) == []
 
 

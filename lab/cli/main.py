@@ -31,7 +31,7 @@ from ..kernel.spec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_sp
 from ..core.outcome import USER_ERROR_EXIT, Outcome, exit_code
 from ..core.paths import cache_dir, results_dir
 from ..core.timeouts import Timeouts
-from ..target.ssh import quote_command
+from ..target.base import quote_command
 
 
 def log(message: str) -> None:

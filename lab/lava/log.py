@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ..results import stream
 from ..run import suites as runner
 from ..core.paths import GUEST_TESTS_DIR
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, TestRecord
@@ -118,7 +119,7 @@ def suite_result(log: LavaLog, definition: str) -> SuiteResult:
     reported with no line of the lab's keeps LAVA's case name."""
     suite = suite_name(definition)
     why = _why_unfinished(log)
-    streamed = runner.records_from_stream("\n".join(log.definition_console.get(definition, [])), suite, why)
+    streamed = stream.records_from_stream("\n".join(log.definition_console.get(definition, [])), suite, why)
     cases = log.cases(definition)
     exit_case = cases.pop(lavacase.PYTEST_EXIT_CASE, None)
     records: list[TestRecord] = []

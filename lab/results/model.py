@@ -1,7 +1,6 @@
-"""Test results: JUnit XML from the guest's pytest into typed records, and per-suite counts."""
+"""Test results as typed records: one per test, and a suite's records with its counts."""
 from __future__ import annotations
 
-import xml.etree.ElementTree as ET
 from dataclasses import asdict, dataclass, field
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
@@ -51,45 +50,3 @@ class SuiteResult:
             "error": self.error,
             "properties": self.properties,
         }
-
-
-def _test_name(case: ET.Element) -> str:
-    classname = case.get("classname", "")
-    name = case.get("name", "")
-    # pytest writes classname as dotted module[.Class]: "suites.test_maps.TestHash".
-    parts = classname.split(".")
-    module_index = next((i for i, part in enumerate(parts) if part.startswith("test_")), len(parts) - 1)
-    module = parts[module_index] + ".py" if parts and parts[0] else ""
-    scope = "::".join([module, *parts[module_index + 1 :], name]) if module else name
-    return scope
-
-
-def parse_junit(xml_text: str, suite: str) -> list[TestRecord]:
-    root = ET.fromstring(xml_text)
-    records = []
-    for case in root.iter("testcase"):
-        outcome, message, skip_reason = PASSED, "", ""
-        for child in case:
-            if child.tag == "failure":
-                outcome, message = FAILED, child.get("message") or (child.text or "").strip()[:2000]
-            elif child.tag == "error":
-                outcome, message = ERROR, child.get("message") or (child.text or "").strip()[:2000]
-            elif child.tag == "skipped":
-                outcome = SKIPPED
-                skip_reason = child.get("message") or (child.text or "").strip()
-        properties = {prop.get("name", ""): prop.get("value", "") for prop in case.iter("property")}
-        records.append(TestRecord(suite, _test_name(case), outcome, float(case.get("time") or 0.0),
-                                  message, skip_reason, properties))
-    return records
-
-
-def parse_suite_properties(xml_text: str) -> dict[str, str]:
-    """Properties recorded for the whole suite (pytest's record_testsuite_property)."""
-    root = ET.fromstring(xml_text)
-    suites = [root] if root.tag == "testsuite" else list(root.iter("testsuite"))
-    found: dict[str, str] = {}
-    for suite in suites:
-        block = suite.find("properties")
-        if block is not None:
-            found.update({prop.get("name", ""): prop.get("value", "") for prop in block.iter("property")})
-    return found

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from . import junit_merge as junitmerge
+from . import junit
 from ..core.errors import InfraError
 from ..core.outcome import Outcome
 from .model import SuiteResult
@@ -86,7 +86,7 @@ class RunRecord:
     def add_suite(self, suite: SuiteResult) -> None:
         self.suites.append(suite)
         self._save_results()
-        junitmerge.write_merged(self.directory, self.suites)  # after each suite, so a cut-short run has it too
+        junit.write_merged(self.directory, self.suites)  # after each suite, so a cut-short run has it too
 
     def _save_results(self) -> None:
         _write_json(self.directory / "results.json", {

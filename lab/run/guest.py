@@ -26,7 +26,8 @@ from ..core.outcome import Outcome
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
 from ..core.timeouts import Timeouts
-from ..target.ssh import CommandTimedOut, ConnectionLost, SshTarget
+from ..target.base import CommandTimedOut, ConnectionLost
+from ..target.ssh import SshTarget
 
 Log = Callable[[str], None]
 PORT_ATTEMPTS = 3

@@ -9,12 +9,13 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Protocol
 
 from ..core.errors import UserError
 from ..core.paths import GUEST_TESTS_DIR
-from ..results.model import ERROR, SuiteResult, TestRecord, parse_junit, parse_suite_properties
-from ..target.ssh import CommandResult, CommandTimedOut, ConnectionLost, quote_command
+from ..results.junit import parse_junit, parse_suite_properties
+from ..results.model import SuiteResult
+from ..results.stream import records_from_stream
+from ..target.base import CommandTimedOut, ConnectionLost, Target, quote_command
 
 REMOTE_ROOT = "/root/lab"
 REMOTE_TESTS = f"{REMOTE_ROOT}/guest-tests"
@@ -29,8 +30,6 @@ SUITES: dict[str, str] = {
 }
 
 
-STREAM_PREFIX = "@@lab-test "  # guest-tests/labstream.py writes these lines
-
 
 @dataclass(frozen=True)
 class TestTree:
@@ -42,12 +41,6 @@ class TestTree:
 
 def default_tree() -> TestTree:
     return TestTree(GUEST_TESTS_DIR, SUITES)
-
-
-class Target(Protocol):
-    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult: ...
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int: ...
-    def get(self, remote: str, local: Path) -> bool: ...
 
 
 def parse_suites(text: str) -> list[str]:
@@ -81,43 +74,6 @@ def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_R
     return f"cd {quote_command([_tests_dir(root)])} && {quote_command(argv)}"
 
 
-def _short_name(nodeid: str) -> str:
-    """suites/maps/test_a.py::test_b[x/y] -> test_a.py::test_b[x/y], as in the JUnit records."""
-    path, sep, rest = nodeid.partition("::")
-    return path.rsplit("/", 1)[-1] + sep + rest
-
-
-def records_from_stream(log_text: str, suite: str, why_unfinished: str) -> list[TestRecord]:
-    """Results of the tests that finished, from labstream's lines; a started test that never
-    finished is an error carrying why (the guest died or the suite timed out under it)."""
-    finished: dict[str, TestRecord] = {}
-    running: list[str] = []
-    for line in log_text.splitlines():
-        # pytest -q may have put progress dots before it on the same line.
-        at = line.find(STREAM_PREFIX)
-        if at < 0:
-            continue
-        try:
-            event = json.loads(line[at + len(STREAM_PREFIX):])
-        except ValueError:
-            continue  # a line cut off when the guest died
-        nodeid = str(event.get("nodeid", ""))
-        if event.get("event") == "start":
-            running.append(nodeid)
-        elif event.get("event") == "end":
-            if nodeid in running:
-                running.remove(nodeid)
-            message = str(event.get("message", ""))
-            outcome = str(event.get("outcome", ERROR))
-            properties = event.get("properties") or {}
-            finished[nodeid] = TestRecord(suite, _short_name(nodeid), outcome, float(event.get("duration", 0.0)),
-                                          "" if outcome == "skipped" else message,
-                                          message if outcome == "skipped" else "",
-                                          {str(k): str(v) for k, v in properties.items()})
-    unfinished = [TestRecord(suite, _short_name(nodeid), ERROR, 0.0, why_unfinished) for nodeid in running]
-    return [*finished.values(), *unfinished]
-
-
 def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,
               root: str = REMOTE_ROOT) -> SuiteResult:
     """Run one suite. A timeout or a lost connection still gives the tests that finished."""
@@ -147,13 +103,3 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
 def collect_dmesg(target: Target, run_dir: Path, timeout: float) -> None:
     result = target.run("dmesg", timeout)
     (run_dir / "dmesg.txt").write_text(result.out)
-
-
-def run_suites(target: Target, suites: list[str], run_dir: Path, timeout: float,
-               on_suite: Callable[[SuiteResult], None], tree: TestTree | None = None) -> list[SuiteResult]:
-    results = []
-    for suite in suites:
-        result = run_suite(target, suite, run_dir, timeout, tree)
-        on_suite(result)
-        results.append(result)
-    return results

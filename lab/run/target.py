@@ -24,7 +24,7 @@ from ..results.record import RunRecord
 from ..target.remote import SshUrl
 from ..target.checks import TargetFacts
 from ..core.timeouts import Timeouts
-from ..target.ssh import CommandResult, CommandTimedOut, ConnectionLost, quote_command
+from ..target.base import CommandResult, CommandTimedOut, ConnectionLost, quote_command
 
 Log = Callable[[str], None]
 KILL_GRACE = 5  # seconds between timeout's SIGTERM and its SIGKILL on the target

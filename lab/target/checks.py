@@ -11,8 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 
 from ..core.errors import UserError
-from ..run.suites import Target
-from .ssh import CommandTimedOut, ConnectionLost
+from .base import CommandTimedOut, ConnectionLost, Target
 
 CAP_SYS_ADMIN = 21
 CAP_BPF = 39  # Linux 5.8+; before it, CAP_SYS_ADMIN alone gates bpf(2)

@@ -18,7 +18,8 @@ import paramiko
 from paramiko.auth_strategy import AuthSource, AuthStrategy, InMemoryPrivateKey
 
 from ..core.errors import UserError
-from .ssh import SshTarget, quote_command
+from .base import quote_command
+from .ssh import SshTarget
 
 DEFAULT_PORT = 22
 DEFAULT_KNOWN_HOSTS = Path("~/.ssh/known_hosts")

@@ -9,7 +9,6 @@ import base64
 import logging
 import posixpath
 import select
-import shlex
 import socket
 import stat
 import threading
@@ -21,6 +20,7 @@ from types import TracebackType
 import paramiko
 
 from ..core.errors import InfraError
+from .base import CommandResult, CommandTimedOut, ConnectionLost
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
 # connection problems itself, as one line.
@@ -29,28 +29,6 @@ logging.getLogger("paramiko").propagate = False
 
 
 SFTP_TIMEOUT = 120.0  # seconds one SFTP request may take
-
-
-class ConnectionLost(Exception):
-    """The SSH connection broke (guest died, QEMU killed) in the middle of something."""
-
-
-class CommandTimedOut(Exception):
-    def __init__(self, command: str, timeout: float, partial_out: str) -> None:
-        super().__init__(f"{command!r} did not finish within {timeout:.0f} s")
-        self.partial_out = partial_out
-
-
-@dataclass(frozen=True)
-class CommandResult:
-    rc: int
-    out: str
-    err: str
-
-
-def quote_command(argv: list[str]) -> str:
-    """A shell command line where every word is quoted: names and paths cannot inject."""
-    return " ".join(shlex.quote(word) for word in argv)
 
 
 def _banner_ready(host: str, port: int) -> bool:

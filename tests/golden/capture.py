@@ -32,7 +32,7 @@ from lab.run import guest as pipeline  # noqa: E402
 from lab.kernel.spec import parse_kernel_spec  # noqa: E402
 from lab.core.paths import cache_dir  # noqa: E402
 from lab.core.timeouts import Timeouts  # noqa: E402
-from lab.target.ssh import CommandTimedOut, ConnectionLost  # noqa: E402
+from lab.target.base import CommandTimedOut, ConnectionLost  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 MODULE = "/root/labsplat.ko"
