@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lab.core.outcome import Outcome
+from lab.core.outcome import Outcome, Verdict
 from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.results.record import RunRecord
@@ -29,13 +29,13 @@ def matrix_dir(tmp: Path, identical: int = 30) -> Path:
     for index, kernel in enumerate(("debian:6.1", "debian:6.12")):
         record = RunRecord.create(root / "runs" / f"{index + 1}-{kernel.replace(':', '-')}", kernel,
                                   {"kernel": kernel, "suites": ["maps", "pin"], "accel": "auto"})
-        record.set("kernel", {"release": "6.1.0-28-cloud-amd64" if index == 0 else "6.12.9-cloud-amd64"})
+        record.update(kernel={"release": "6.1.0-28-cloud-amd64" if index == 0 else "6.12.9-cloud-amd64"})
         for suite in suites(kernel, identical):
             record.add_suite(suite)
         (record.directory / "console.log").write_text("Linux version ...\n")
         failed = kernel != "debian:6.1"
-        record.finish(Outcome.FAILED if failed else Outcome.PASSED,
-                      "failures in suite(s): maps" if failed else "every suite passed")
+        record.finish(Verdict(Outcome.FAILED if failed else Outcome.PASSED,
+                              "failures in suite(s): maps" if failed else "every suite passed"))
         kernels.append({"kernel": kernel, "run": str(record.directory.relative_to(root)),
                         "log": f"runs/{record.directory.parent.name}/lab.log", "exit_code": int(failed),
                         "seconds": 60.0 + index})

@@ -17,12 +17,13 @@ from e2ehelpers import check_suite_records, lab, no_qemu_left, qemu_pids  # noqa
 
 from lab.guest import image
 from lab.guest import keys
-from lab.run import guest as pipeline
 from lab.core.errors import InfraError
 from lab.kernel.spec import parse_kernel_spec
 from lab.core.paths import cache_dir
 from lab.core.timeouts import Timeouts
 from lab.target.ssh import SshTarget
+from lab.guest import assets
+from lab.vm.boot import booted
 
 pytestmark = pytest.mark.boot
 SUITES = {"maps", "dump", "pin"}
@@ -80,10 +81,10 @@ def test_missing_kernel_file_is_one_line_exit_2(tmp_path: Path) -> None:
 def test_guest_with_another_host_key_is_refused(tmp_path: Path) -> None:
     """The pinned host key is the only one accepted: a different pinned key makes the lab refuse."""
     cache = cache_dir()
-    prepared = pipeline.prepare(parse_kernel_spec("debian:6.1"), cache, lambda message: None)
+    prepared = assets.prepare(parse_kernel_spec("debian:6.1"), cache, lambda message: None)
     other = keys.ensure_keys(tmp_path / "other-lab")
     timeouts = Timeouts().scaled_for("tcg")
-    with pipeline.booted(prepared, "tcg", tmp_path / "run", timeouts) as (machine, target):
+    with booted(prepared, "tcg", tmp_path / "run", timeouts) as (machine, target):
         assert target.run("cat /proc/sys/kernel/osrelease", 60).out.strip() == prepared.kernel.release
         assert machine.ssh_port is not None
         with pytest.raises(InfraError, match="not the pinned one"):

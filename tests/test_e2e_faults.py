@@ -16,12 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.run import suites as runner
 from lab.kernel.spec import parse_kernel_spec
 from lab.core.outcome import Outcome
 from lab.core.paths import GUEST_TESTS_DIR, cache_dir
 from lab.core.timeouts import Timeouts
+from lab.guest import assets
+from lab.run.lifecycle import RunOutcome
+from lab.vm.boot import booted
+from lab.guest.assets import Prepared
+from lab.run.request import RunRequest
 
 pytestmark = pytest.mark.boot
 
@@ -69,8 +74,8 @@ def signal_qemu(sig: signal.Signals, sent: list[int]) -> Callable[[], None]:
 
 
 @pytest.fixture(scope="module")
-def prepared() -> pipeline.Prepared:
-    return pipeline.prepare(parse_kernel_spec("debian:6.1"), cache_dir(), lambda message: None)
+def prepared() -> Prepared:
+    return assets.prepare(parse_kernel_spec("debian:6.1"), cache_dir(), lambda message: None)
 
 
 def fault_tree(tmp_path: Path, kind: str) -> runner.TestTree:
@@ -82,11 +87,11 @@ def fault_tree(tmp_path: Path, kind: str) -> runner.TestTree:
     return runner.TestTree(root, {"fault": "suites/fault", "maps": "suites/maps"})
 
 
-def execute(prepared: pipeline.Prepared, tmp_path: Path, kind: str, suites: list[str],
-            **options: object) -> pipeline.RunOutcome:
-    request = pipeline.RunRequest(parse_kernel_spec("debian:6.1"), "debian:6.1", suites, "auto",
+def execute(prepared: Prepared, tmp_path: Path, kind: str, suites: list[str],
+            **options: object) -> RunOutcome:
+    request = RunRequest(parse_kernel_spec("debian:6.1"), "debian:6.1", suites, "auto",
                                   tmp_path / "results", tree=fault_tree(tmp_path, kind), **options)  # type: ignore[arg-type]
-    return pipeline.execute(request, prepared, cache_dir(), lambda message: None, lambda suite: None)
+    return guest_run.execute(request, prepared, cache_dir(), lambda message: None, lambda suite: None)
 
 
 @pytest.fixture(autouse=True)
@@ -112,17 +117,17 @@ def when_test_starts(results: Path, test_name: str, action: "callable[[], None]"
     return thread
 
 
-def outcomes(result: pipeline.RunOutcome) -> dict[str, str]:
+def outcomes(result: RunOutcome) -> dict[str, str]:
     return {record.name.split("::")[-1]: record.outcome for suite in result.suites for record in suite.records}
 
 
-def test_panic_mid_suite_is_kernel_crashed_and_earlier_results_are_kept(prepared: pipeline.Prepared,
+def test_panic_mid_suite_is_kernel_crashed_and_earlier_results_are_kept(prepared: Prepared,
                                                                          tmp_path: Path) -> None:
     started = time.monotonic()
     result = execute(prepared, tmp_path, "panic", ["fault", "maps"])
     assert result.outcome is Outcome.KERNEL_CRASHED, result.reason
     assert "Kernel panic - not syncing" in result.reason
-    assert "sysrq" in result.record.metadata["console_excerpt"]
+    assert "sysrq" in result.record.metadata.console_excerpt
     seen = outcomes(result)
     assert seen["test_a_runs_before_the_fault"] == "passed"
     assert seen["test_b_fault"] == "error"  # it was running when the guest died
@@ -132,7 +137,7 @@ def test_panic_mid_suite_is_kernel_crashed_and_earlier_results_are_kept(prepared
     assert time.monotonic() - started < 300
 
 
-def test_frozen_qemu_is_timed_out_within_its_bound(prepared: pipeline.Prepared, tmp_path: Path) -> None:
+def test_frozen_qemu_is_timed_out_within_its_bound(prepared: Prepared, tmp_path: Path) -> None:
     frozen: list[int] = []
     watcher = when_test_starts(tmp_path / "results", "test_b_fault", signal_qemu(signal.SIGSTOP, frozen))
     started = time.monotonic()
@@ -146,7 +151,7 @@ def test_frozen_qemu_is_timed_out_within_its_bound(prepared: pipeline.Prepared, 
     assert elapsed < 30 + 120 + 60, elapsed  # boot + suite bound + the short dmesg attempt
 
 
-def test_qemu_killed_mid_suite_is_lost_connection(prepared: pipeline.Prepared, tmp_path: Path) -> None:
+def test_qemu_killed_mid_suite_is_lost_connection(prepared: Prepared, tmp_path: Path) -> None:
     killed: list[int] = []
     watcher = when_test_starts(tmp_path / "results", "test_b_fault", signal_qemu(signal.SIGKILL, killed))
     result = execute(prepared, tmp_path, "hang", ["fault"], suite_timeout=300)
@@ -157,15 +162,15 @@ def test_qemu_killed_mid_suite_is_lost_connection(prepared: pipeline.Prepared, t
     assert outcomes(result)["test_b_fault"] == "error"
 
 
-def test_unmountable_root_is_boot_failed_with_the_console(prepared: pipeline.Prepared, tmp_path: Path) -> None:
+def test_unmountable_root_is_boot_failed_with_the_console(prepared: Prepared, tmp_path: Path) -> None:
     result = execute(prepared, tmp_path, "warn", ["fault"], extra_cmdline="lab.root=/dev/nosuchdisk")
     assert result.outcome is Outcome.BOOT_FAILED, result.reason
     assert "cannot mount root /dev/nosuchdisk" in result.reason
-    assert "lab-stage1" in result.record.metadata["console_excerpt"]
+    assert "lab-stage1" in result.record.metadata.console_excerpt
     assert result.suites == []
 
 
-def test_splat_in_the_kernel_log_makes_a_green_run_kernel_warned(prepared: pipeline.Prepared,
+def test_splat_in_the_kernel_log_makes_a_green_run_kernel_warned(prepared: Prepared,
                                                                  tmp_path: Path) -> None:
     result = execute(prepared, tmp_path, "warn", ["fault"])
     assert all(suite.ok for suite in result.suites)
@@ -173,7 +178,7 @@ def test_splat_in_the_kernel_log_makes_a_green_run_kernel_warned(prepared: pipel
     assert "WARNING: CPU: 0 PID: 1 at lab/fault.c:1" in result.reason
 
 
-def test_a_port_taken_before_qemu_binds_it_is_replaced(prepared: pipeline.Prepared, tmp_path: Path,
+def test_a_port_taken_before_qemu_binds_it_is_replaced(prepared: Prepared, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """Another process grabs the chosen port first: QEMU cannot forward it, the lab picks another."""
     import socket
@@ -188,7 +193,7 @@ def test_a_port_taken_before_qemu_binds_it_is_replaced(prepared: pipeline.Prepar
     real_free_port = machine_module.free_port
     monkeypatch.setattr(machine_module, "free_port", lambda: next(ports, None) or real_free_port())
     try:
-        with pipeline.booted(prepared, "tcg", tmp_path / "run", Timeouts().scaled_for("tcg")) as (machine, target):
+        with booted(prepared, "tcg", tmp_path / "run", Timeouts().scaled_for("tcg")) as (machine, target):
             assert machine.ssh_port != taken
             assert target.run("true", 60).rc == 0
     finally:

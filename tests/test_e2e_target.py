@@ -1,6 +1,6 @@
 """End-to-end: `lab run --target ssh://...` against a machine the lab did not boot for the run.
 
-A lab guest (Debian 6.1 under QEMU, booted here with pipeline.booted) stands in for the
+A lab guest (Debian 6.1 under QEMU, booted here with guest_run.booted) stands in for the
 remote machine: the `lab` command in a subprocess reaches it only through its forwarded SSH
 port, its host key in a known_hosts file and the lab's client key, and boots nothing itself.
 """
@@ -15,11 +15,13 @@ import pytest
 from e2ehelpers import check_suite_records, lab, no_qemu_left  # noqa: F401 (no_qemu_left: an autouse fixture)
 
 from lab.guest import keys
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.kernel.spec import parse_kernel_spec
 from lab.core.paths import cache_dir
 from lab.core.timeouts import Timeouts
 from lab.target.ssh import SshTarget
+from lab.guest import assets
+from lab.vm.boot import booted
 
 pytestmark = pytest.mark.boot
 SUITES = {"maps", "dump", "pin"}
@@ -38,9 +40,9 @@ class Remote:
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    prepared = pipeline.prepare(parse_kernel_spec("debian:6.1"), cache_dir(), lambda message: None)
+    prepared = assets.prepare(parse_kernel_spec("debian:6.1"), cache_dir(), lambda message: None)
     run_dir = tmp_path_factory.mktemp("remote-guest")
-    with pipeline.booted(prepared, "tcg", run_dir, Timeouts().scaled_for("tcg")) as (machine, session):
+    with booted(prepared, "tcg", run_dir, Timeouts().scaled_for("tcg")) as (machine, session):
         assert machine.ssh_port is not None
         yield Remote(f"ssh://root@127.0.0.1:{machine.ssh_port}", machine.ssh_port, prepared.kernel.release,
                      prepared.keys.client_private, prepared.keys.host_public, session)

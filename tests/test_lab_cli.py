@@ -12,9 +12,10 @@ from lab.core import apt
 from lab.cli import main as cli
 from lab.guest import image
 from lab.vm import machine
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.core.errors import InfraError
 from lab.core.outcome import USER_ERROR_EXIT, Outcome, exit_code
+from lab.cli import kernel as kernel_cli
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +28,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
         raise AssertionError("this command should have failed before preparing a boot")
 
     monkeypatch.setattr(image, "build", forbidden)
-    monkeypatch.setattr(pipeline, "execute", forbidden)
+    monkeypatch.setattr(guest_run, "execute", forbidden)
     monkeypatch.setattr(machine.Machine, "start", forbidden)
     previous = signal.getsignal(signal.SIGTERM)  # main() installs its own handler
     yield tmp_path
@@ -154,7 +155,7 @@ def test_the_parser_knows_every_command() -> None:
     assert parser.parse_args(["run"]).kernel is None
     # boot's --command shares its dest with the sub-command name: the option must win.
     boot = parser.parse_args(["boot", "--command", "uname -r"])
-    assert boot.func is cli.cmd_boot and boot.command == "uname -r"
+    assert boot.func is kernel_cli.cmd_boot and boot.command == "uname -r"
     assert parser.parse_args(["boot"]).command is None  # interactive
     assert parser.parse_args(["image", "build", "--force"]).force is True
     with pytest.raises(SystemExit):

@@ -12,6 +12,7 @@ from lab.cli import main as cli
 from lab.report import compare
 from lab.report import compare_text as comparereport
 from lab.core.errors import UserError
+from lab.results.load import load_run
 
 DEBIAN_61 = {"release": "6.1.0-56-cloud-amd64", "origin": "debian", "spec": "debian:6.1",
              "package": "linux-image-6.1.0-56-cloud-amd64-unsigned", "version": "6.1.192-2",
@@ -49,8 +50,8 @@ def write_run(root: Path, run_id: str, tests: list[dict[str, object]], outcome: 
 
 def pair(tmp_path: Path, tests_a: list[dict[str, object]], tests_b: list[dict[str, object]],
          outcome_a: str | None = "passed", outcome_b: str | None = "passed") -> compare.Comparison:
-    return compare.compare(compare.load_run(write_run(tmp_path, "run-a", tests_a, outcome_a)),
-                           compare.load_run(write_run(tmp_path, "run-b", tests_b, outcome_b)))
+    return compare.compare(load_run(write_run(tmp_path, "run-a", tests_a, outcome_a)),
+                           load_run(write_run(tmp_path, "run-b", tests_b, outcome_b)))
 
 
 def names(changes: list[compare.Change]) -> list[str]:
@@ -205,8 +206,8 @@ def test_header_names_both_kernels(tmp_path: Path) -> None:
              "source": json.dumps({"origin": "debian", "spec": "debian:6.1"}),
              "patches": json.dumps([{"name": "0001-bpf-fix.patch", "sha256": "ab"}]),
              "fragments": "[]", "config_sha256": "ff" * 32}
-    a = compare.load_run(write_run(tmp_path, "run-a", [], kernel=DEBIAN_61, reason="every suite passed"))
-    b = compare.load_run(write_run(tmp_path, "run-b", [], outcome="kernel-crashed", kernel=built,
+    a = load_run(write_run(tmp_path, "run-a", [], kernel=DEBIAN_61, reason="every suite passed"))
+    b = load_run(write_run(tmp_path, "run-b", [], outcome="kernel-crashed", kernel=built,
                                    reason="Kernel panic - not syncing"))
     text = comparereport.render(compare.compare(a, b))
     assert ("kernel:  6.1.0-56-cloud-amd64 (debian:6.1; linux-image-6.1.0-56-cloud-amd64-unsigned 6.1.192-2; "
@@ -228,7 +229,7 @@ def test_summary_line(tmp_path: Path) -> None:
 def test_a_results_json_only_run_still_compares(tmp_path: Path) -> None:
     directory = write_run(tmp_path, "bare", [t("x.py::a")])
     (directory / "metadata.json").unlink()
-    run = compare.load_run(directory)
+    run = load_run(directory)
     assert run.outcome is None and run.kernel == {} and run.run_id == "bare"
 
 
@@ -250,7 +251,7 @@ def test_bad_runs_are_user_errors_naming_the_path(tmp_path: Path, setup: Callabl
                                                   needle: str) -> None:
     setup(tmp_path / "broken")
     with pytest.raises(UserError) as info:
-        compare.load_run(tmp_path / "broken")
+        load_run(tmp_path / "broken")
     assert str(tmp_path / "broken") in str(info.value)
     assert needle in str(info.value)
 

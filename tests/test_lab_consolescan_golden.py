@@ -18,7 +18,7 @@ from lab.results import kernel_log as consolescan
 from lab.kernel import kconfig
 from lab.kernel import patches
 from lab.core.outcome import Outcome
-from lab.run.guest import classify_kernel_log
+from lab.run.verdict import classify_kernel_log
 
 GOLDEN = Path(__file__).parent / "golden" / "console"
 REPO = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 from test_lab_results import sample_run  # noqa: F401  (a real pytest run's xunit1 report)
 
 from lab.results import junit
-from lab.core.outcome import Outcome
+from lab.core.outcome import Outcome, Verdict
 from lab.results.junit import parse_junit
 from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
 from lab.results.model import TestRecord as Record
@@ -95,5 +95,5 @@ def test_the_run_record_writes_junit_xml_after_each_suite(tmp_path: Path) -> Non
     record.add_suite(SuiteResult("dump", [], 5.0, None, "lost connection: the SSH connection broke"))
     root = ET.parse(merged).getroot()
     assert [s.get("name") for s in root] == ["maps", "dump"] and root.get("tests") == "3"
-    record.finish(Outcome.LOST_CONNECTION, "lost")
+    record.finish(Verdict(Outcome.LOST_CONNECTION, "lost"))
     assert not list(record.directory.glob("*.tmp"))

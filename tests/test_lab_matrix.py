@@ -128,14 +128,14 @@ import sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from matrixfakes import suites
-from lab.core.outcome import Outcome
+from lab.core.outcome import Outcome, Verdict
 from lab.results.record import RunRecord
 kernel, root = sys.argv[1], Path(sys.argv[2])
 record = RunRecord.create(root, kernel, {{"kernel": kernel, "suites": ["maps", "pin"], "accel": "auto"}})
 for suite in suites(kernel, 4):
     record.add_suite(suite)
 ok = kernel == "debian:6.1"
-record.finish(Outcome.PASSED if ok else Outcome.FAILED, "every suite passed" if ok else "failures in suite(s): maps")
+record.finish(Verdict(Outcome.PASSED if ok else Outcome.FAILED, "every suite passed" if ok else "failures in suite(s): maps"))
 sys.exit(0 if ok else 1)
 """
 

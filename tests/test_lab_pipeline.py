@@ -11,7 +11,7 @@ import pytest
 
 from lab.vm import accel
 from lab.guest import image
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.run import suites as runner
 from lab.core.errors import InfraError
 from lab.kernel.acquire import Kernel
@@ -23,6 +23,11 @@ from lab.results.model import FAILED, PASSED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.core.timeouts import Timeouts
 from lab.target.base import CommandTimedOut, ConnectionLost
+from lab.run.lifecycle import run_deadline
+from lab.run.lifecycle import RunOutcome
+from lab.run.verdict import classify_kernel_log
+from lab.guest.assets import Prepared
+from lab.run.request import RunRequest
 
 CLEAN = "[    2.1] Run /init as init process\r\nlab-ready: sshd started on 6.1.0-fake\r\n"
 WARN_LINE = "[   30.1] WARNING: CPU: 1 PID: 345 at kernel/bpf/hashtab.c:1234 htab_map_free+0x12/0x40"
@@ -34,14 +39,14 @@ LOCKUP_LINE = "[   60.1] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [pyth
 
 
 def test_classify_clean_console() -> None:
-    assert pipeline.classify_kernel_log(CLEAN, all_passed=True) is None
-    assert pipeline.classify_kernel_log(CLEAN, all_passed=False) is None
+    assert classify_kernel_log(CLEAN, all_passed=True) is None
+    assert classify_kernel_log(CLEAN, all_passed=False) is None
 
 
 def test_classify_crash_wins_whatever_the_tests_said() -> None:
     text = CLEAN + WARN_LINE + "\r\n" + "filler\r\n" * 3 + PANIC_LINE + "\r\n"
     for all_passed in (True, False):
-        outcome, reason, excerpt = pipeline.classify_kernel_log(text, all_passed)  # type: ignore[misc]
+        outcome, reason, excerpt = classify_kernel_log(text, all_passed)  # type: ignore[misc]
         assert outcome is Outcome.KERNEL_CRASHED
         assert reason == "Kernel panic - not syncing: Fatal exception in interrupt"
         assert PANIC_LINE in excerpt and "\r" not in excerpt
@@ -49,17 +54,17 @@ def test_classify_crash_wins_whatever_the_tests_said() -> None:
 
 def test_classify_warning_only_when_everything_passed() -> None:
     text = CLEAN + WARN_LINE + "\r\n"
-    outcome, reason, excerpt = pipeline.classify_kernel_log(text, all_passed=True)  # type: ignore[misc]
+    outcome, reason, excerpt = classify_kernel_log(text, all_passed=True)  # type: ignore[misc]
     assert outcome is Outcome.KERNEL_WARNED
     assert reason.startswith("WARNING: CPU: 1 PID: 345")
     assert WARN_LINE in excerpt
     # With failing tests, the failures are the outcome; the warning is in the console log.
-    assert pipeline.classify_kernel_log(text, all_passed=False) is None
+    assert classify_kernel_log(text, all_passed=False) is None
 
 
 def test_classify_reports_the_first_crash() -> None:
     text = CLEAN + LOCKUP_LINE + "\n" + PANIC_LINE + "\n"
-    result = pipeline.classify_kernel_log(text, all_passed=True)
+    result = classify_kernel_log(text, all_passed=True)
     assert result is not None and result[1].startswith("watchdog: BUG: soft lockup")
 
 
@@ -95,9 +100,9 @@ class World:
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
         self.target = SimpleNamespace(name="fake target")
-        monkeypatch.setattr(pipeline, "qemu_version", lambda: "7.2.22")
+        monkeypatch.setattr(guest_run, "qemu_version", lambda: "7.2.22")
         monkeypatch.setattr(accel, "choose", self._choose)
-        monkeypatch.setattr(pipeline, "booted", self._booted)
+        monkeypatch.setattr(guest_run, "booted", self._booted)
         monkeypatch.setattr(runner, "ship", self._ship)
         monkeypatch.setattr(runner, "run_suite", self._run_suite)
         monkeypatch.setattr(runner, "collect_dmesg", self._dmesg)
@@ -108,7 +113,7 @@ class World:
         return accel.AccelChoice("tcg", "a KVM boot failed", probed=True)
 
     @contextmanager
-    def _booted(self, prepared: pipeline.Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
+    def _booted(self, prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
                 extra_cmdline: str = "") -> Iterator[tuple[object, object]]:
         (run_dir / "console.log").write_text(self.console)
         if self.boot_error:
@@ -137,14 +142,14 @@ class World:
         (run_dir / "dmesg.txt").write_text("dmesg\n")
 
     def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None,
-                run_timeout: float | None = None, **bounds: float) -> pipeline.RunOutcome:
+                run_timeout: float | None = None, **bounds: float) -> RunOutcome:
         kernel = Kernel(self.tmp_path / "vmlinuz", "6.1.0-fake", None, None, {"origin": "debian"})
         keys = LabKeys(self.tmp_path / "c", "ssh-ed25519 AAAA c", self.tmp_path / "h", "ssh-ed25519 BBBB")
-        prepared = pipeline.Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
+        prepared = Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
                                      self.tmp_path / "initrd", keys, {"kernel": 0.1})
-        request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
+        request = RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
                                       suite_timeout, run_timeout=run_timeout, **bounds)  # type: ignore[arg-type]
-        return pipeline.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
+        return guest_run.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
 
 
 @pytest.fixture
@@ -152,7 +157,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> World:
     return World(tmp_path, monkeypatch)
 
 
-def metadata(outcome: pipeline.RunOutcome) -> dict:
+def metadata(outcome: RunOutcome) -> dict:
     return json.loads((outcome.record.directory / "metadata.json").read_text())
 
 
@@ -342,8 +347,8 @@ def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
 def test_no_run_bound_leaves_no_timer_behind() -> None:
     import signal as signal_module
 
-    with pipeline.run_deadline(5):
+    with run_deadline(5):
         assert signal_module.getitimer(signal_module.ITIMER_REAL)[0] > 0
     assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)
-    with pipeline.run_deadline(None):
+    with run_deadline(None):
         assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)

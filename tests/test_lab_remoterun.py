@@ -17,15 +17,18 @@ import pytest
 
 from labfakes import copy_tree, run_in_bash
 
-from lab.run import target as remoterun
+from lab.run import target as target_run
 from lab.run import suites as runner
 from lab.core.outcome import Outcome
-from lab.run.target import BoundedTarget, TargetRunRequest, lines_after
+from lab.run.request import TargetRunRequest
+from lab.run.target import lines_after
+from lab.target.bounded import BoundedTarget
 from lab.results.model import SuiteResult
 from lab.target.remote import SshUrl
 from lab.target.checks import TargetFacts
 from lab.core.timeouts import Timeouts
 from lab.target.base import CommandResult
+from lab.run.lifecycle import RunOutcome
 
 
 class HereTarget:
@@ -103,11 +106,11 @@ FACTS = TargetFacts(release="6.1.0-fake", version="#1 SMP fake", machine="x86_64
 
 
 def execute(tmp_path: Path, here: HereTarget, tree: runner.TestTree, suites: list[str],
-            suite_timeout: float = 60) -> remoterun.RunOutcome:
+            suite_timeout: float = 60) -> RunOutcome:
     request = TargetRunRequest(SshUrl("root", "box", 2222), suites, tmp_path / "results",
                                Timeouts().with_suite(suite_timeout), tree=tree)
     seen: list[SuiteResult] = []
-    outcome = remoterun.execute(request, here, FACTS, lambda message: None, seen.append)
+    outcome = target_run.execute(request, here, FACTS, lambda message: None, seen.append)
     assert [s.name for s in seen] == [s.name for s in outcome.suites]
     return outcome
 

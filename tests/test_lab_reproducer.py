@@ -19,13 +19,15 @@ from test_lab_pipeline import World, world  # noqa: F401  (execute() with everyt
 
 from lab.cli import main as cli
 from lab.results import kernel_log as consolescan
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.run import reproducer
-from lab.run.target import TargetRunRequest
+from lab.run.request import TargetRunRequest
 from lab.target.remote import SshUrl
 from lab.kernel.spec import BuildSpec, DebianSpec, PathSpec
 from lab.run import suites as runner
 from lab.core.timeouts import Timeouts
+from lab.guest import assets
+from lab.run.request import RunRequest
 
 KERNEL = {"release": "6.1.0-28-cloud-amd64", "origin": "debian", "spec": "debian:6.1",
           "package": "linux-image-6.1.0-28-cloud-amd64-unsigned", "version": "6.1.119-1", "config_sha256": "c" * 64}
@@ -35,16 +37,16 @@ class Captured(Exception):
     """Stops `lab run` once it has built its RunRequest."""
 
 
-def request_of(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> pipeline.RunRequest:
+def request_of(argv: list[str], monkeypatch: pytest.MonkeyPatch) -> RunRequest:
     """The RunRequest the real `lab run` builds from argv; nothing is fetched or booted."""
-    seen: list[pipeline.RunRequest] = []
+    seen: list[RunRequest] = []
 
-    def execute(request: pipeline.RunRequest, *args: object) -> None:
+    def execute(request: RunRequest, *args: object) -> None:
         seen.append(request)
         raise Captured
 
-    monkeypatch.setattr(pipeline, "prepare", lambda *args: None)
-    monkeypatch.setattr(pipeline, "execute", execute)
+    monkeypatch.setattr(assets, "prepare", lambda *args: None)
+    monkeypatch.setattr(guest_run, "execute", execute)
     with pytest.raises(Captured):
         cli.main(argv)
     return seen[0]
@@ -61,7 +63,7 @@ def fake_repo(tmp_path: Path) -> Path:
     return repo
 
 
-def script_for(request: pipeline.RunRequest, run_dir: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def script_for(request: RunRequest, run_dir: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(reproducer, "REPO_ROOT", repo)
     run_dir.mkdir(parents=True, exist_ok=True)
     return reproducer.write_script(run_dir, reproducer.run_argv(request), request.results_root, Path("/var/cache/lab"),
@@ -77,7 +79,7 @@ def execute_script(script: Path, *args: str, cwd: Path, env: dict[str, str] | No
     return cache, argv
 
 
-def normalised(request: pipeline.RunRequest) -> pipeline.RunRequest:
+def normalised(request: RunRequest) -> RunRequest:
     """What the run does, whatever the spelling: paths absolute, the label (the run id's words) aside."""
     kernel = request.kernel
     if isinstance(kernel, PathSpec):
@@ -126,7 +128,7 @@ def test_the_script_reruns_lab_run_with_the_same_options(argv: list[str], tmp_pa
 
 def test_the_results_root_is_the_first_argument_relative_to_the_caller(tmp_path: Path, fake_repo: Path,
                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "first results")
+    request = RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "first results")
     script = script_for(request, tmp_path / "run", fake_repo, monkeypatch)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -138,7 +140,7 @@ def test_the_results_root_is_the_first_argument_relative_to_the_caller(tmp_path:
 
 def test_the_script_uses_this_runs_cache_unless_told_otherwise(tmp_path: Path, fake_repo: Path,
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    script = script_for(pipeline.RunRequest(BuildSpec("6.1.192-abc"), "build:6.1.192-abc", ["maps"]),
+    script = script_for(RunRequest(BuildSpec("6.1.192-abc"), "build:6.1.192-abc", ["maps"]),
                         tmp_path / "run", fake_repo, monkeypatch)
     assert execute_script(script, cwd=tmp_path)[0] == "/var/cache/lab"  # where build:<id> lives
     assert execute_script(script, cwd=tmp_path, env={"LAB_CACHE": "/other"})[0] == "/other"
@@ -146,7 +148,7 @@ def test_the_script_uses_this_runs_cache_unless_told_otherwise(tmp_path: Path, f
 
 def test_the_script_is_executable_and_says_what_it_reproduces(tmp_path: Path, fake_repo: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "results")
+    request = RunRequest(DebianSpec("6.1"), "debian:6.1", ["pin"], results_root=tmp_path / "results")
     script = script_for(request, tmp_path / "20261122-063736-6.1.0-28-cloud-amd64-e0b1", fake_repo, monkeypatch)
     assert script.name == "reproducer.sh" and os.access(script, os.X_OK)
     lines = script.read_text().splitlines()
@@ -162,12 +164,12 @@ def test_the_script_is_executable_and_says_what_it_reproduces(tmp_path: Path, fa
 
 
 def test_what_no_option_can_say_is_noted_in_the_script(tmp_path: Path) -> None:
-    request = pipeline.RunRequest(BuildSpec("x"), "build:x", ["maps"], tree=runner.TestTree(tmp_path / "tree", {}),
+    request = RunRequest(BuildSpec("x"), "build:x", ["maps"], tree=runner.TestTree(tmp_path / "tree", {}),
                                   timeouts=Timeouts(boot=1.0))
     notes = reproducer.caveats(request)
     assert any(str(tmp_path / "tree") in note for note in notes)
     assert any("boot=1.0" in note for note in notes)
-    assert reproducer.caveats(pipeline.RunRequest(BuildSpec("x"), "build:x", ["maps"])) == []
+    assert reproducer.caveats(RunRequest(BuildSpec("x"), "build:x", ["maps"])) == []
 
 
 def test_kernel_options_for_each_spec(tmp_path: Path) -> None:

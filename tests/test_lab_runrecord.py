@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from lab.results import record as runrecord
-from lab.core.outcome import Outcome
+from lab.core.outcome import Outcome, Verdict
 from lab.results.model import PASSED, FAILED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.results.record import RunRecord
@@ -109,7 +109,7 @@ def test_stages_keep_their_order(tmp_path: Path) -> None:
 
 def test_set_is_saved_at_once(tmp_path: Path) -> None:
     record = RunRecord.create(tmp_path, "k", REQUEST)
-    record.set("accelerator", {"name": "tcg", "reason": "x", "probed": True})
+    record.update(accelerator={"name": "tcg", "reason": "x", "probed": True})
     assert read(record.directory / "metadata.json")["accelerator"] == {"name": "tcg", "reason": "x", "probed": True}
 
 
@@ -133,7 +133,7 @@ def test_add_suite_writes_results_json(tmp_path: Path) -> None:
 
 def test_finish_writes_the_outcome(tmp_path: Path) -> None:
     record = RunRecord.create(tmp_path, "k", REQUEST)
-    record.finish(Outcome.KERNEL_CRASHED, "BUG: kernel NULL pointer dereference", "line 1\nline 2")
+    record.finish(Verdict(Outcome.KERNEL_CRASHED, "BUG: kernel NULL pointer dereference", "line 1\nline 2"))
     metadata = read(record.directory / "metadata.json")
     assert metadata["outcome"] == "kernel-crashed"
     assert metadata["reason"] == "BUG: kernel NULL pointer dereference"
@@ -143,7 +143,7 @@ def test_finish_writes_the_outcome(tmp_path: Path) -> None:
 
 def test_finish_without_excerpt(tmp_path: Path) -> None:
     record = RunRecord.create(tmp_path, "k", REQUEST)
-    record.finish(Outcome.PASSED, "every suite passed")
+    record.finish(Verdict(Outcome.PASSED, "every suite passed"))
     metadata = read(record.directory / "metadata.json")
     assert metadata["outcome"] == "passed"
     assert "console_excerpt" not in metadata

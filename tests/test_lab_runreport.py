@@ -8,7 +8,7 @@ import pytest
 
 from lab.cli import main as cli
 from lab.report import table as report
-from lab.core.outcome import USER_ERROR_EXIT, Outcome
+from lab.core.outcome import USER_ERROR_EXIT, Outcome, Verdict
 from lab.results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.results.record import RunRecord
@@ -27,11 +27,11 @@ def a_run(root: Path, suites: list[SuiteResult], outcome: Outcome | None, reason
     """A run directory written by the real RunRecord, as `lab run` leaves it."""
     record = RunRecord.create(root, KERNEL["release"], {"kernel": "debian:6.1", "suites": [s.name for s in suites],
                                                         "accel": "auto"})
-    record.set("kernel", KERNEL)
+    record.update(kernel=KERNEL)
     for suite in suites:
         record.add_suite(suite)
     if outcome is not None:
-        record.finish(outcome, reason)
+        record.finish(Verdict(outcome, reason))
     return record
 
 

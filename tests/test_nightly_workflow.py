@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from lab.cli import main as cli
+from lab.cli import matrix as matrix_cli
 
 WORKFLOW = Path(__file__).resolve().parent.parent / ".github" / "workflows" / "nightly.yml"
 
@@ -40,7 +41,7 @@ def test_the_matrix_covers_both_debian_kernels() -> None:
     commands = lab_commands()
     assert [c[0] for c in commands] == ["matrix"]
     args = cli.build_parser().parse_args(commands[0])
-    assert args.func is cli.cmd_matrix
+    assert args.func is matrix_cli.cmd_matrix
     assert args.kernel == ["debian:6.1", "debian:6.12"]
 
 

@@ -1,7 +1,7 @@
 """The results directory's formats (README, "Results"): metadata.json, results.json and junit.xml.
 
 The schemas are written down here and checked by a small checker (jsonschema is not a dependency)
-on runs made by pipeline.execute with the boot faked, on real run directories when there are any
+on runs made by guest_run.execute with the boot faked, on real run directories when there are any
 (LAB_SCHEMA_RUNS, default /tmp/val1), and against the README, so the three cannot drift apart.
 """
 from __future__ import annotations
@@ -20,13 +20,17 @@ from test_lab_pipeline import World, failed_suite, timed_out_suite, world  # noq
 
 from lab.guest import image
 from lab.results import junit
-from lab.run import guest as pipeline
+from lab.run import guest as guest_run
 from lab.report import show as runreport
 from lab.kernel.acquire import Kernel
 from lab.kernel.spec import DebianSpec
 from lab.guest.keys import LabKeys
 from lab.vm.machine import BootFailed
 from lab.core.outcome import Outcome
+from lab.results.load import load_run
+from lab.run.lifecycle import RunOutcome
+from lab.guest.assets import Prepared
+from lab.run.request import RunRequest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 REAL_RUNS = Path(os.environ.get("LAB_SCHEMA_RUNS", "/tmp/val1"))
@@ -264,14 +268,14 @@ DEBIAN_IDENTITY = {"origin": "debian", "spec": "debian:6.1", "package": "linux-i
                    "version": "6.1.119-1", "config_sha256": "c" * 64}
 
 
-def execute(world: World, suites: tuple[str, ...] = ("maps", "dump", "pin")) -> pipeline.RunOutcome:
+def execute(world: World, suites: tuple[str, ...] = ("maps", "dump", "pin")) -> RunOutcome:
     """World.execute with a kernel identity as lab/kernel.py records one (World's is a stub)."""
     kernel = Kernel(world.tmp_path / "vmlinuz", "6.1.0-28-cloud-amd64", None, None, DEBIAN_IDENTITY)
     keys = LabKeys(world.tmp_path / "c", "ssh-ed25519 AAAA c", world.tmp_path / "h", "ssh-ed25519 BBBB")
-    prepared = pipeline.Prepared(kernel, image.Image(world.tmp_path / "rootfs.ext4", "ab" * 32),
+    prepared = Prepared(kernel, image.Image(world.tmp_path / "rootfs.ext4", "ab" * 32),
                                  world.tmp_path / "initrd", keys, {"kernel": 0.1})
-    request = pipeline.RunRequest(DebianSpec("6.1"), "debian:6.1", list(suites), "auto", world.tmp_path / "results")
-    return pipeline.execute(request, prepared, world.tmp_path / "cache", world.logged.append, world.reported.append)
+    request = RunRequest(DebianSpec("6.1"), "debian:6.1", list(suites), "auto", world.tmp_path / "results")
+    return guest_run.execute(request, prepared, world.tmp_path / "cache", world.logged.append, world.reported.append)
 
 
 def test_the_checker_catches_what_it_should() -> None:
@@ -340,7 +344,7 @@ def test_a_real_run_directory(directory: Path | None, tmp_path: Path) -> None:
     if not (directory / "junit.xml").exists():
         # Written before junit.xml existed: merge its real junit-<suite>.xml files in a copy and check that.
         copy = shutil.copytree(directory, tmp_path / directory.name)
-        junit.write_merged(copy, runreport.load(str(copy)).suites)
+        junit.write_merged(copy, load_run(str(copy)).suites)
         assert check_junit(copy / "junit.xml", json.loads((copy / "results.json").read_text())) == []
 
 

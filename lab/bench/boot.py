@@ -14,8 +14,11 @@ import time
 from pathlib import Path
 
 from ..vm import accel
-from ..run import guest as pipeline
-from ..run import suites as runner
+from ..guest import assets
+from ..run import guest
+from ..run.request import RunRequest
+from ..run.suites import SUITES
+from ..vm.boot import booted
 from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
 from ..core.outcome import Outcome
 from ..core.paths import cache_dir
@@ -40,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     spec = parse_kernel_spec(args.kernel)
     cache = cache_dir()
-    prepared = pipeline.prepare(spec, cache, print)  # warms the cache; not measured
+    prepared = assets.prepare(spec, cache, print)  # warms the cache; not measured
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp_name:
         tmp = Path(tmp_name)
         choice = accel.choose("auto", prepared.kernel.image, prepared.initramfs, tmp, cache, _quiet)
@@ -49,15 +52,15 @@ def main(argv: list[str] | None = None) -> int:
         boots = []
         for index in range(args.boots):
             started = time.monotonic()
-            with pipeline.booted(prepared, choice.accel, tmp / f"boot-{index}", timeouts):
+            with booted(prepared, choice.accel, tmp / f"boot-{index}", timeouts):
                 boots.append(time.monotonic() - started)
         print(describe("boot-to-ssh", boots), flush=True)
         runs = []
         for index in range(args.runs):
             started = time.monotonic()
-            again = pipeline.prepare(spec, cache, _quiet)
-            request = pipeline.RunRequest(spec, args.kernel, list(runner.SUITES), "auto", tmp / "results")
-            result = pipeline.execute(request, again, cache, _quiet, lambda suite: None)
+            again = assets.prepare(spec, cache, _quiet)
+            request = RunRequest(spec, args.kernel, list(SUITES), "auto", tmp / "results")
+            result = guest.execute(request, again, cache, _quiet, lambda suite: None)
             runs.append(time.monotonic() - started)
             if result.outcome is not Outcome.PASSED:
                 print(f"bench: run {index} ended {result.outcome.value}: {result.reason}", file=sys.stderr)

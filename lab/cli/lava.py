@@ -4,31 +4,26 @@ and lavarun."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
-from ..kernel import ident as kernelident
-from ..lava import job as lavajob
-from ..lava import dispatch as lavarun
-from ..lava import schema as lavaschema
-from ..run import guest as pipeline
-from ..run import reproducer
-from ..run import suites as runner
 from ..core.errors import UserError
-from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
-from ..core.paths import cache_dir, results_dir
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from ..core.log import stderr as _log
+from ..core.paths import cache_dir
+from ..guest import assets
+from ..kernel import ident as kernelident
+from ..kernel.spec import parse_kernel_spec
+from ..lava import dispatch as lavarun
+from ..lava import job as lavajob
+from ..lava import schema as lavaschema
+from ..run import reproducer
+from ..run.suites import parse_suites
+from . import options
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     job = commands.add_parser("lava-job", help="write a LAVA job (QEMU device) that boots a kernel and runs suites")
-    job.add_argument("--kernel", default=DEFAULT_KERNEL, help="debian:6.1, debian:6.12, build:<id> or a bzImage path")
-    job.add_argument("--modules", help="modules directory (lib/modules/RELEASE) for a kernel path")
-    job.add_argument("--config", help="config file for a kernel path")
-    job.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
+    options.add_kernel(job)
+    options.add_suite(job)
     job.add_argument("--output", required=True, help="directory for job.yaml, device.yaml and the artifacts")
     job.add_argument("--accel", choices=["tcg", "kvm"], default="tcg",
                      help="the QEMU accelerator the job asks the device for (default tcg: any worker can)")
@@ -38,14 +33,14 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
     run = commands.add_parser("lava-run", help="run a `lab lava-job` directory under LAVA's lava-run on this host")
     run.add_argument("job_dir", metavar="JOB_DIR", help="an output directory of `lab lava-job`")
-    run.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+    options.add_results(run)
     run.set_defaults(func=cmd_lava_run)
 
 
 def cmd_lava_job(args: argparse.Namespace) -> int:
-    suites = runner.parse_suites(args.suite)
+    suites = parse_suites(args.suite)
     spec = parse_kernel_spec(args.kernel, args.modules, args.config)
-    prepared = pipeline.prepare(spec, cache_dir(), _log)
+    prepared = assets.prepare(spec, cache_dir(), _log)
     commit, dirty = reproducer.lab_revision()
     metadata = {
         "lab.kernel": args.kernel,
@@ -82,5 +77,4 @@ def cmd_lava_run(args: argparse.Namespace) -> int:
     if missing:
         raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "
                         "write the job again with `lab lava-job`")
-    root = Path(args.results).resolve() if args.results else results_dir()
-    return lavarun.run(job_dir, root, cache_dir(), _log)
+    return lavarun.run(job_dir, options.results_root(args), cache_dir(), _log)

@@ -5,19 +5,14 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import sys
-from pathlib import Path
 
-from ..matrix import table as matrix
-from ..matrix import html as matrixhtml
-from ..matrix import children as matrixrun
-from ..run import suites as runner
 from ..core.errors import UserError
-from ..core.paths import results_dir
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+from ..core.log import stderr as _log
+from ..matrix import children as matrixrun
+from ..matrix import html as matrixhtml
+from ..matrix import table as matrix
+from ..run.suites import parse_suites
+from . import options
 
 
 def _show(message: str) -> None:
@@ -28,20 +23,20 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = commands.add_parser("matrix", help="run the suites on several kernels at once; table and HTML report")
     parser.add_argument("--kernel", action="append", required=True, metavar="K",
                         help="debian:6.1, debian:6.12, build:<id> or a bzImage path (repeat: one column each)")
-    parser.add_argument("--suite", default=",".join(runner.SUITES), help="comma-separated: " + ",".join(runner.SUITES))
-    parser.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+    options.add_suite(parser)
+    options.add_results(parser)
     parser.add_argument("--jobs", type=int, help="VMs at once (default: min(cores, MemAvailable / per-VM memory))")
     parser.add_argument("--all", action="store_true", help="also print the rows identical on every kernel")
-    parser.add_argument("--accel", choices=["auto", "kvm", "tcg"], help="passed to each run")
+    parser.add_argument("--accel", choices=options.ACCELERATORS, help="passed to each run")
     parser.set_defaults(func=cmd_matrix)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    runner.parse_suites(args.suite)  # a bad suite name fails before anything is fetched
+    parse_suites(args.suite)  # a bad suite name fails before anything is fetched
     if args.jobs is not None and args.jobs < 1:
         raise UserError("--jobs must be at least 1")
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
-    root = Path(args.results).resolve() if args.results else results_dir()
+    root = options.results_root(args)
     matrix_dir = matrixrun.new_matrix_dir(root)
     extra = ["--accel", args.accel] if args.accel else []
     children = matrixrun.make_children(list(args.kernel), args.suite, matrix_dir, extra)

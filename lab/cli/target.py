@@ -6,18 +6,19 @@ import argparse
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
-from ..results import kernel_log as consolescan
-from ..run import target as remoterun
-from ..report import table as report
-from ..run import suites as runner
-from ..target import remote as sshremote
-from ..target import checks as targetcheck
 from ..core.errors import UserError
+from ..core.log import Log
 from ..core.outcome import exit_code
-from ..core.paths import results_dir
 from ..core.timeouts import Timeouts
+from ..report.table import SuiteTable
+from ..results.kernel_log import SplatPolicy
+from ..run import target as target_run
+from ..run.request import TargetRunRequest
+from ..run.suites import parse_suites
+from ..target import checks as targetcheck
+from ..target import remote as sshremote
+from . import options
 
 # Options of `lab run` that only mean something for a kernel the lab boots itself.
 BOOT_ONLY = {"kernel": "--kernel", "modules": "--modules", "config": "--config", "accel": "--accel",
@@ -51,10 +52,10 @@ def request_timeouts(args: argparse.Namespace) -> Timeouts:
     return replace(timeouts, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def run_on_target(args: argparse.Namespace, log: Callable[[str], None]) -> int:
+def run_on_target(args: argparse.Namespace, log: Log) -> int:
     check_options(args)
     url = sshremote.parse_ssh_url(args.target)
-    suites = runner.parse_suites(args.suite)
+    suites = parse_suites(args.suite)
     timeouts = request_timeouts(args)
     key = Path(args.key).expanduser() if args.key else None
     known_hosts = Path(args.known_hosts or sshremote.DEFAULT_KNOWN_HOSTS).expanduser()
@@ -64,12 +65,11 @@ def run_on_target(args: argparse.Namespace, log: Callable[[str], None]) -> int:
         log(f"target {url}: kernel {facts.release} ({facts.machine}), python {facts.python}, pytest {facts.pytest}")
         for warning in facts.warnings:
             log(f"warning: {warning}")
-        request = remoterun.TargetRunRequest(url, suites, Path(args.results) if args.results else results_dir(),
-                                             timeouts, args.run_timeout,
-                                             consolescan.SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
-                                             key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
-        table = report.SuiteTable(log)
-        outcome = remoterun.execute(request, target, facts, log, table.add)
+        request = TargetRunRequest(url, suites, options.results_root(args, resolve=False), timeouts, args.run_timeout,
+                                   SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
+                                   key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
+        table = SuiteTable(log)
+        outcome = target_run.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
-                outcome.record.metadata.get("console_excerpt"), "kernel log excerpt")
+                outcome.record.metadata.recorded("console_excerpt"), "kernel log excerpt")
     return exit_code(outcome.outcome)

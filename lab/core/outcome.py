@@ -1,7 +1,9 @@
-"""A run's outcome and the exit code each one maps to (one table, used everywhere)."""
+"""A run's outcome, the typed verdict a run ends with, and the exit code each outcome maps to
+(one table, used everywhere)."""
 from __future__ import annotations
 
 import enum
+from typing import NamedTuple
 
 
 class Outcome(enum.Enum):
@@ -14,6 +16,13 @@ class Outcome(enum.Enum):
     LOST_CONNECTION = "lost-connection"
     INFRA_ERROR = "infra-error"
     INTERRUPTED = "interrupted"
+
+
+class Verdict(NamedTuple):
+    """How a run ended: the outcome, one line of why, and the kernel's own lines when they matter."""
+    outcome: Outcome
+    reason: str
+    excerpt: str = ""
 
 
 # Exit code 2 is reserved for bad input (UserError), which never reaches an Outcome.

@@ -14,7 +14,6 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..core import apt
 from . import init as guestinit
@@ -22,8 +21,8 @@ from ..core.errors import InfraError
 from ..kernel.acquire import sha256_file
 from .keys import LabKeys
 from ..core.paths import IMAGES_DIR
+from ..core.log import Log
 
-Log = Callable[[str], None]
 
 FORMAT_VERSION = "1"
 UNPRIVILEGED_USER = "labuser"  # for the pin suite's permission tests

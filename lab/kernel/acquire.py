@@ -9,14 +9,13 @@ import subprocess
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..core import apt
 from ..core.errors import InfraError, UserError
 from .kconfig import parse_config
 from .spec import BuildSpec, DebianSpec, KernelSpec, PathSpec
+from ..core.log import Log
 
-Log = Callable[[str], None]
 
 REQUIRED_CONFIG = {"CONFIG_BPF_SYSCALL": "y"}
 

@@ -20,7 +20,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 from . import kconfig
 from . import kconfig_tree
@@ -29,8 +29,8 @@ from . import patches
 from ..core.errors import InfraError, UserError
 from ..core.paths import KERNEL_CONFIGS_DIR
 from .acquire import Kernel, bzimage_release, load_build, sha256_file
+from ..core.log import Log
 
-Log = Callable[[str], None]
 
 FORMAT_VERSION = "1"  # bump when the build recipe changes what comes out
 BASE_FRAGMENT = KERNEL_CONFIGS_DIR / "base.config"

@@ -15,13 +15,12 @@ import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..core import apt
 from ..core.errors import InfraError, UserError
 from .acquire import sha256_file
+from ..core.log import Log
 
-Log = Callable[[str], None]
 
 _DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)$")
 _TARBALL = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar.zst")

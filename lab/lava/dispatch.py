@@ -15,24 +15,25 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from ..results import kernel_log as consolescan
-from ..kernel import acquire as kernel
-from . import job as lavajob
-from . import log as lavalog
-from ..run import guest as pipeline
-from ..report import table as report
-from ..run import reproducer
 from ..core.errors import InfraError
+from ..core.log import Log
+from ..core.outcome import Outcome, Verdict, exit_code
 from ..guest.init import FAILURE_MARKER
+from ..kernel import acquire as kernel
 from ..kernel.spec import DebianSpec
-from ..vm.machine import qemu_version
-from ..core.outcome import Outcome, exit_code
+from ..report import table as report
+from ..results import kernel_log as consolescan
+from ..results import layout
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
-
-Log = Callable[[str], None]
+from ..run import reproducer
+from ..run.lifecycle import conduct
+from ..run.verdict import classify_kernel_log, verdict
+from ..vm.machine import qemu_version
+from . import job as lavajob
+from . import log as lavalog
 LAVA_RUN = "lava-run"
 # Beyond the job's own timeout, which lava-run enforces: for its start and clean-up.
 MARGIN_SECONDS = 300
@@ -92,11 +93,11 @@ def _watch(log_path: Path, offset: int) -> tuple[str, int]:
 
 
 def _run_lava(job_dir: Path, run_dir: Path, env: dict[str, str], seconds: float) -> LavaExit:
-    argv = [LAVA_RUN, "--job-id", str(os.getpid()), "--output-dir", str(run_dir / "lava-output"),
+    argv = [LAVA_RUN, "--job-id", str(os.getpid()), "--output-dir", str(run_dir / layout.LAVA_OUTPUT),
             "--device", str(job_dir / "device.yaml"), str(job_dir / "job.yaml")]
-    (run_dir / "lava-run-cmdline.txt").write_text(" ".join(argv) + "\n")
+    (run_dir / layout.LAVA_CMDLINE).write_text(" ".join(argv) + "\n")
     started = time.monotonic()
-    log_path = run_dir / "lava.log"
+    log_path = run_dir / layout.LAVA_LOG
     with log_path.open("wb") as out:
         # Its own session, so the deadline or Ctrl-C stops lava-run and the QEMU it started.
         child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -132,7 +133,7 @@ def _overlay_mount_failure(parsed: lavalog.LavaLog) -> str | None:
 
 
 def lava_verdict(parsed: lavalog.LavaLog, suites: list[SuiteResult], exited: LavaExit,
-                 policy: consolescan.SplatPolicy) -> tuple[Outcome, str, str]:
+                 policy: consolescan.SplatPolicy) -> Verdict:
     """LAVA's failures of the job first (a crash on the console, a test disk the guest cannot
     mount, its infrastructure, a boot that never gave the shell, a timeout, a lost console),
     then the same verdict as a lab run: the kernel's console, timeouts, test failures."""
@@ -140,71 +141,69 @@ def lava_verdict(parsed: lavalog.LavaLog, suites: list[SuiteResult], exited: Lav
     console = "\n".join(parsed.console)
     mount_failure = _overlay_mount_failure(parsed)
     if mount_failure and (exited.rc is None or (job or {}).get("result") != "pass"):
-        return Outcome.INFRA_ERROR, mount_failure, ""
+        return Verdict(Outcome.INFRA_ERROR, mount_failure)
     if exited.rc is None:
-        return Outcome.TIMED_OUT if "timeout" in exited.stopped else Outcome.INFRA_ERROR, exited.stopped, ""
+        return Verdict(Outcome.TIMED_OUT if "timeout" in exited.stopped else Outcome.INFRA_ERROR, exited.stopped)
     rc = exited.rc
     if job is None:
-        return Outcome.INFRA_ERROR, f"lava-run exited {rc} without a job result: {(parsed.errors or ['no log'])[-1]}", ""
+        return Verdict(Outcome.INFRA_ERROR, f"lava-run exited {rc} without a job result: {(parsed.errors or ['no log'])[-1]}")
     if job.get("result") == "pass":
-        return pipeline.verdict(suites, console, policy)
+        return verdict(suites, console, policy)
     error_type, message = str(job.get("error_type", "")), str(job.get("error_msg", ""))
     reason = f"LAVA {error_type or 'job'} error: {message}"
     # The lab's init said why it gave up (and powered off, which the console scan would call a crash).
     init_failure = next((line for line in parsed.console if FAILURE_MARKER in line), None)
     if init_failure and not parsed.booted:
-        return Outcome.BOOT_FAILED, init_failure.strip(), "\n".join(parsed.console[-20:])
-    classified = pipeline.classify_kernel_log(console, False, policy)
+        return Verdict(Outcome.BOOT_FAILED, init_failure.strip(), "\n".join(parsed.console[-20:]))
+    classified = classify_kernel_log(console, False, policy)
     if classified:
         return classified
     lowered = message.lower()
     if error_type in ("Configuration", "Bug") or (error_type == "Job" and not parsed.console):
         # LAVA refused the job or its device before any boot: the lab wrote them, so it is the lab's failure.
-        return Outcome.INFRA_ERROR, reason, ""
+        return Verdict(Outcome.INFRA_ERROR, reason)
     if not parsed.booted and parsed.console:
-        return Outcome.BOOT_FAILED, reason, "\n".join(parsed.console[-20:])
+        return Verdict(Outcome.BOOT_FAILED, reason, "\n".join(parsed.console[-20:]))
     # LAVA files a console that ended (QEMU gone) under Infrastructure; for the lab it is the guest's.
     if "connection closed" in lowered and parsed.console:
-        return Outcome.LOST_CONNECTION, reason, "\n".join(parsed.console[-20:])
+        return Verdict(Outcome.LOST_CONNECTION, reason, "\n".join(parsed.console[-20:]))
     if "timed out" in lowered or "timeout" in lowered:
-        return Outcome.TIMED_OUT, reason, ""
+        return Verdict(Outcome.TIMED_OUT, reason)
     if error_type == "Infrastructure":
-        return Outcome.INFRA_ERROR, reason, ""
-    return Outcome.FAILED, reason, ""
+        return Verdict(Outcome.INFRA_ERROR, reason)
+    return Verdict(Outcome.FAILED, reason)
 
 
 def _new_record(job_dir: Path, results_root: Path, cache: Path, recorded: dict[str, Any]) -> RunRecord:
     """The same record as `lab run` writes (README, Results), so `lab report` and `lab compare` read it."""
     request = recorded.get("request") or {"kernel": "unknown", "suites": recorded["suites"], "accel": recorded["accel"]}
     record = RunRecord.create(results_root, f"lava-{recorded.get('kernel', {}).get('release', 'job')}", request)
-    for key in ("kernel", "image"):
-        if key in recorded:
-            record.set(key, recorded[key])
-    record.set("prepare_seconds", {})
+    record.update(**{key: recorded[key] for key in ("kernel", "image") if key in recorded}, prepare_seconds={})
     reproducer.attach(record, ["lava-run", str(job_dir)], results_root, cache, recorded.get("kernel", {}),
                       recorded.get("image", {}).get("digest", "unknown"),
                       [f"the job, its kernel, image and suites bundle are the files in {job_dir}"])
-    record.set("qemu_version", qemu_version())
-    record.set("accelerator", {"name": recorded["accel"], "reason": "as the LAVA job asks its device", "probed": False})
-    record.set("lava", {"job": str(job_dir / "job.yaml"), "metadata": recorded["metadata"]})
+    record.update(qemu_version=qemu_version(),
+                  accelerator={"name": recorded["accel"], "reason": "as the LAVA job asks its device", "probed": False},
+                  lava={"job": str(job_dir / "job.yaml"), "metadata": recorded["metadata"]})
     return record
 
 
 def _read_back(record: RunRecord, recorded: dict[str, Any], exited: LavaExit, policy: consolescan.SplatPolicy,
-               table: report.SuiteTable) -> tuple[Outcome, str, str, lavalog.LavaLog]:
+               suites: list[SuiteResult], table: report.SuiteTable) -> tuple[Verdict, lavalog.LavaLog]:
     """lava-run's log into the record's files and suites, and the run's verdict."""
-    parsed = lavalog.parse((record.directory / "lava.log").read_text(errors="replace"))
-    (record.directory / "console.log").write_text("\n".join(parsed.console) + "\n")
-    (record.directory / "lava-results.json").write_text(json.dumps(parsed.results, indent=1) + "\n")
-    suites = [lavalog.suite_result(parsed, definition) for definition in parsed.definitions()]
-    for suite in suites:
+    parsed = lavalog.parse((record.directory / layout.LAVA_LOG).read_text(errors="replace"))
+    (record.directory / layout.CONSOLE).write_text("\n".join(parsed.console) + "\n")
+    (record.directory / layout.LAVA_RESULTS).write_text(json.dumps(parsed.results, indent=1) + "\n")
+    for definition in parsed.definitions():
+        suite = lavalog.suite_result(parsed, definition)
+        suites.append(suite)
         record.add_suite(suite)
         table.add(suite)
-    outcome, reason, excerpt = lava_verdict(parsed, suites, exited, policy)
+    found = lava_verdict(parsed, suites, exited, policy)
     missing = [name for name in recorded["suites"] if name not in {s.name for s in suites}]
-    if missing and outcome == Outcome.PASSED:
-        outcome, reason = Outcome.FAILED, f"LAVA reported nothing for suite(s) {', '.join(missing)}"
-    return outcome, reason, excerpt, parsed
+    if missing and found.outcome == Outcome.PASSED:
+        found = Verdict(Outcome.FAILED, f"LAVA reported nothing for suite(s) {', '.join(missing)}")
+    return found, parsed
 
 
 def run(job_dir: Path, results_root: Path, cache: Path, log: Log,
@@ -215,19 +214,17 @@ def run(job_dir: Path, results_root: Path, cache: Path, log: Log,
     record = _new_record(job_dir, results_root, cache, recorded)
     table = report.SuiteTable(log)
     started = time.monotonic()
-    outcome, reason, excerpt = Outcome.INTERRUPTED, "interrupted", ""
-    try:
+
+    def stages(suites: list[SuiteResult]) -> Verdict:
         with record.stage("lava-run"):
             env = lava_environment(cache, log)
-            log(f"lava-run: {recorded['job_name']} ({record.directory / 'lava.log'})")
+            log(f"lava-run: {recorded['job_name']} ({record.directory / layout.LAVA_LOG})")
             exited = _run_lava(job_dir, record.directory, env, job_seconds(job_dir))
-        outcome, reason, excerpt, parsed = _read_back(record, recorded, exited, policy, table)
-        lava: dict[str, Any] = dict(record.metadata["lava"])  # type: ignore[call-overload]
-        record.set("lava", {**lava, "exit_status": exited.rc, "seconds": round(exited.seconds, 1),
+        found, parsed = _read_back(record, recorded, exited, policy, suites, table)
+        record.update(lava={**record.metadata.lava, "exit_status": exited.rc, "seconds": round(exited.seconds, 1),
                             "job_result": parsed.job_result})
-    except InfraError as exc:
-        outcome, reason = Outcome.INFRA_ERROR, str(exc)
-    finally:
-        record.finish(outcome, reason, excerpt)
-    table.close(outcome, reason, record.directory, time.monotonic() - started, excerpt or None)
-    return exit_code(outcome)
+        return found
+
+    ended = conduct(record, stages, policy=policy)
+    table.close(ended.outcome, ended.reason, record.directory, time.monotonic() - started, ended.verdict.excerpt or None)
+    return exit_code(ended.outcome)

@@ -17,7 +17,6 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from ..guest import image
 from ..guest import keys
@@ -25,8 +24,8 @@ from . import progress as matrixprogress
 from ..core.errors import InfraError, UserError
 from ..vm.machine import MachineSpec
 from ..core.paths import REPO_ROOT, cache_dir
+from ..core.log import Log
 
-Log = Callable[[str], None]
 QEMU_OVERHEAD_MB = 384  # QEMU's own RSS under TCG, plus the child lab process
 POLL_SECONDS = 1.0
 STOP_GRACE_SECONDS = 60.0  # a child stopping its QEMU and writing its record on SIGTERM

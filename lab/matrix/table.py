@@ -1,7 +1,7 @@
 """The test x kernel matrix of a `lab matrix` run, read back from its run directories, and its
 terminal table (rows where the kernels differ first; identical rows only counted unless asked).
 
-Runs are read with compare.py's loader, so a matrix shows exactly what `lab compare` would.
+Runs are read with results/load.py, so a matrix shows exactly what `lab compare` would.
 A kernel whose run never made a results directory (a fetch error) is a column of "—".
 """
 from __future__ import annotations
@@ -10,9 +10,9 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..report import compare
 from ..core.errors import UserError
-from ..results.model import ERROR, FAILED, PASSED, SKIPPED
+from ..results.load import Key, load_run
+from ..results.model import ERROR, FAILED, PASSED, SKIPPED, TestRecord
 
 # Cell texts, and the class name the HTML report colours them by.
 CELL_TEXT = {PASSED: "pass", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERR"}
@@ -36,7 +36,7 @@ class Column:
     release: str
     seconds: float | None  # the child's wall time, start to exit, as the matrix measured it
     suites: tuple[SuiteTime, ...]
-    tests: dict[compare.Key, compare.Result]
+    tests: dict[Key, TestRecord]
 
     def count(self, text: str) -> int:
         return sum(1 for r in self.tests.values() if CELL_TEXT[r.outcome] == text)
@@ -46,7 +46,7 @@ class Column:
 class Row:
     suite: str
     name: str
-    cells: tuple[compare.Result | None, ...]
+    cells: tuple[TestRecord | None, ...]
 
     @property
     def texts(self) -> tuple[str, ...]:
@@ -71,34 +71,19 @@ class Matrix:
         return tuple(r for r in self.rows if not r.differs)
 
 
-def cell_text(result: compare.Result | None) -> str:
+def cell_text(result: TestRecord | None) -> str:
     return CELL_TEXT[result.outcome] if result else MISSING
-
-
-def _suite_times(directory: Path) -> tuple[SuiteTime, ...]:
-    try:
-        data = json.loads((directory / "results.json").read_text())
-    except (OSError, ValueError):
-        return ()
-    times = []
-    for summary in data.get("suites") or []:
-        if isinstance(summary, dict) and isinstance(summary.get("suite"), str):
-            try:
-                times.append(SuiteTime(summary["suite"], float(summary.get("wall_seconds") or 0.0)))
-            except (TypeError, ValueError):
-                continue
-    return tuple(times)
 
 
 def load_column(kernel: str, directory: Path | None, seconds: float | None = None) -> Column:
     if directory is None:
         return Column(kernel, None, None, "no results directory (see the kernel's lab.log)", "", seconds, (), {})
     try:
-        run = compare.load_run(directory)
+        run = load_run(directory)
     except UserError as exc:
         return Column(kernel, directory, None, str(exc), "", seconds, (), {})
     return Column(kernel, run.directory, run.outcome, run.reason, str(run.kernel.get("release") or ""),
-                  seconds, _suite_times(run.directory), run.tests)
+                  seconds, tuple(SuiteTime(s.name, s.wall_seconds) for s in run.suites), run.tests)
 
 
 def build(columns: list[Column]) -> Matrix:

@@ -1,23 +1,17 @@
 """Two runs side by side: which tests changed outcome or kernel behaviour, and is B a regression.
 
-A run is read back from its results directory (metadata.json, results.json); tests are
-matched by (suite, name). The text form is in comparereport.py.
+Runs are read with results/load.py; tests are matched by (suite, name). The text form is in
+compare_text.py.
 """
 from __future__ import annotations
 
 import difflib
-import json
 import re
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from ..core.errors import UserError
 from ..core.outcome import Outcome
-from ..results.model import ERROR, FAILED, PASSED, SKIPPED
-
-# An outcome class: failed and error both mean the kernel did not do what the test expects.
-PASS, FAIL, SKIP = "pass", "fail", "skip"
-CLASS_OF = {PASSED: PASS, FAILED: FAIL, ERROR: FAIL, SKIPPED: SKIP}
+from ..results.load import LoadedRun
+from ..results.model import FAIL, PASS, SKIP, TestRecord
 
 # Properties that measure rather than observe: wall-clock times, and how much work the
 # concurrency test's walker got through in its time window. They differ between two runs
@@ -41,49 +35,6 @@ OUTCOME_RANK: dict[Outcome, int] = {
     Outcome.KERNEL_CRASHED: 4,
     Outcome.BOOT_FAILED: 5,
 }
-
-Key = tuple[str, str]  # (suite, name)
-
-
-@dataclass(frozen=True)
-class Result:
-    """One test as one run recorded it."""
-    suite: str
-    name: str
-    outcome: str  # passed | failed | error | skipped, as in results.json
-    message: str = ""
-    skip_reason: str = ""
-    properties: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def outcome_class(self) -> str:
-        return CLASS_OF[self.outcome]
-
-
-@dataclass(frozen=True)
-class Run:
-    directory: Path
-    metadata: dict[str, object]
-    tests: dict[Key, Result]
-
-    @property
-    def run_id(self) -> str:
-        return str(self.metadata.get("run_id") or self.directory.name)
-
-    @property
-    def outcome(self) -> str | None:
-        value = self.metadata.get("outcome")
-        return str(value) if value is not None else None
-
-    @property
-    def reason(self) -> str:
-        return str(self.metadata.get("reason") or "")
-
-    @property
-    def kernel(self) -> dict[str, object]:
-        kernel = self.metadata.get("kernel")
-        return kernel if isinstance(kernel, dict) else {}
-
 
 @dataclass(frozen=True)
 class WordChange:
@@ -111,8 +62,8 @@ class Change:
     """One test whose outcome or recorded behaviour differs between A and B."""
     suite: str
     name: str
-    a: Result | None  # None: added in B
-    b: Result | None  # None: removed in B
+    a: TestRecord | None  # None: added in B
+    b: TestRecord | None  # None: removed in B
     properties: tuple[PropertyChange, ...] = ()
     regression: bool = False
 
@@ -147,8 +98,8 @@ CATEGORIES = ("newly_failing", "newly_passing", "newly_skipped", "behaviour_chan
 
 @dataclass
 class Comparison:
-    a: Run
-    b: Run
+    a: LoadedRun
+    b: LoadedRun
     outcome: OutcomeChange
     compared: int = 0  # tests in A or B
     newly_failing: list[Change] = field(default_factory=list)
@@ -179,72 +130,6 @@ class Comparison:
         if self.outcome.regression:
             found.append(f"run outcome {self.outcome.a} -> {self.outcome.b}")
         return found
-
-
-def _fail(path: Path, why: str) -> UserError:
-    return UserError(f"run {path}: {why}")
-
-
-def _read_json(path: Path, run: Path) -> object:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError) as exc:
-        raise _fail(run, f"cannot read {path.name}: {exc}") from None
-    except json.JSONDecodeError as exc:
-        raise _fail(run, f"{path.name} is not valid JSON ({exc})") from None
-
-
-def _test_result(raw: object, index: int, run: Path) -> Result:
-    if not isinstance(raw, dict):
-        raise _fail(run, f"results.json: tests[{index}] is not an object")
-    suite, name, outcome = raw.get("suite"), raw.get("name"), raw.get("outcome")
-    if not isinstance(suite, str) or not isinstance(name, str) or not suite or not name:
-        raise _fail(run, f"results.json: tests[{index}] has no suite and name")
-    if outcome not in CLASS_OF:
-        raise _fail(run, f"results.json: {suite}/{name}: unknown outcome {outcome!r}")
-    properties = raw.get("properties") or {}
-    if not isinstance(properties, dict):
-        raise _fail(run, f"results.json: {suite}/{name}: properties is not an object")
-    return Result(suite, name, str(outcome), str(raw.get("message") or ""), str(raw.get("skip_reason") or ""),
-                      {str(k): str(v) for k, v in properties.items()})
-
-
-def resolve(arg: str, results_root: Path | None = None) -> Path:
-    """A run directory from a path, a results.json in one, or a bare run id under the results root."""
-    path = Path(arg)
-    if path.name == "results.json" and path.is_file():
-        return path.parent
-    if not path.exists() and results_root is not None and len(path.parts) == 1 and (results_root / arg).is_dir():
-        return results_root / arg
-    return path
-
-
-def load_run(arg: str | Path, results_root: Path | None = None) -> Run:
-    directory = resolve(str(arg), results_root)
-    if not directory.is_dir():
-        raise _fail(directory, "no such directory" if not directory.exists() else "not a directory")
-    results_path = directory / "results.json"
-    if not results_path.is_file():
-        raise _fail(directory, "no results.json (not a run directory?)")
-    results = _read_json(results_path, directory)
-    if not isinstance(results, dict) or not isinstance(results.get("tests"), list):
-        raise _fail(directory, "results.json has no list of tests")
-    tests: dict[Key, Result] = {}
-    for index, raw in enumerate(results["tests"]):
-        test = _test_result(raw, index, directory)
-        if (test.suite, test.name) in tests:
-            # Matching is by (suite, name); a second record would make the match a guess.
-            raise _fail(directory, f"results.json: {test.suite}/{test.name} appears twice")
-        tests[(test.suite, test.name)] = test
-    # metadata.json is written before the guest boots, but a copied results.json alone
-    # still compares: the header then has no kernel or outcome.
-    metadata: dict[str, object] = {}
-    if (directory / "metadata.json").exists():
-        raw = _read_json(directory / "metadata.json", directory)
-        if not isinstance(raw, dict):
-            raise _fail(directory, "metadata.json is not an object")
-        metadata = raw
-    return Run(directory, metadata, tests)
 
 
 def word_changes(a: str, b: str) -> tuple[WordChange, ...]:
@@ -286,7 +171,7 @@ def _rank(value: str | None) -> int | None:
         return None
 
 
-def compare(a: Run, b: Run) -> Comparison:
+def compare(a: LoadedRun, b: LoadedRun) -> Comparison:
     result = Comparison(a, b, outcome_change(a.outcome, b.outcome))
     keys = sorted(set(a.tests) | set(b.tests))
     result.compared = len(keys)
@@ -318,7 +203,7 @@ def compare(a: Run, b: Run) -> Comparison:
     return result
 
 
-def _run_json(run: Run) -> dict[str, object]:
+def _run_json(run: LoadedRun) -> dict[str, object]:
     return {"directory": str(run.directory), "run_id": run.run_id, "kernel": run.kernel,
             "outcome": run.outcome, "reason": run.reason, "tests": len(run.tests)}
 

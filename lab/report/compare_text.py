@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from .compare import CATEGORIES, Change, Comparison, PropertyChange, Run, to_json
+from ..results.load import LoadedRun as Run
+from .compare import CATEGORIES, Change, Comparison, PropertyChange, to_json
 
 TITLES = {
     "newly_failing": "newly failing (regressions)",

@@ -5,6 +5,10 @@ from dataclasses import asdict, dataclass, field
 
 PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
 
+# An outcome class: failed and error both mean the kernel did not do what the test expects.
+PASS, FAIL, SKIP = "pass", "fail", "skip"
+CLASS_OF = {PASSED: PASS, FAILED: FAIL, ERROR: FAIL, SKIPPED: SKIP}
+
 
 @dataclass(frozen=True)
 class TestRecord:
@@ -18,6 +22,10 @@ class TestRecord:
 
     def to_json(self) -> dict[str, object]:
         return asdict(self)
+
+    @property
+    def outcome_class(self) -> str:
+        return CLASS_OF[self.outcome]
 
 
 @dataclass

@@ -2,49 +2,91 @@
 
 Whatever happens later (a panic, a lost connection, Ctrl-C), what was already learnt is
 on disk: metadata.json after every stage, results.json and junit.xml after every suite.
+metadata.json is one typed RunMetadata; a field not recorded yet is left out of the file.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-import json
-import os
 import platform
 import secrets
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
-from . import junit
+from . import junit, layout
 from ..core.errors import InfraError
-from ..core.outcome import Outcome
+from ..core.files import safe_name, write_json_atomic
+from ..core.outcome import Verdict
 from .model import SuiteResult
+
+
+class _NotRecorded:
+    """A field the run has not reached yet: absent from metadata.json (null is a value)."""
+
+    def __repr__(self) -> str:
+        return "NOT_RECORDED"
+
+
+NOT_RECORDED: Any = _NotRecorded()
+
+
+def utc_now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class RunMetadata:
+    """metadata.json (README, "Results"; tests/test_results_schema.py holds its schema)."""
+    run_id: str
+    request: dict[str, object]
+    started: str = field(default_factory=utc_now)
+    host: dict[str, str] = field(default_factory=lambda: {
+        "name": platform.node(), "kernel": platform.release(), "python": platform.python_version()})
+    stages: dict[str, dict[str, object]] = field(default_factory=dict)
+    outcome: str | None = None  # null until the run ends
+    # Recorded as the run reaches them:
+    target: str = NOT_RECORDED  # `--target` runs: the machine's ssh:// URL
+    kernel: dict[str, object] = NOT_RECORDED  # identity (kernel/ident.py describes it)
+    target_checks: dict[str, object] = NOT_RECORDED
+    image: dict[str, str] = NOT_RECORDED  # path, digest
+    prepare_seconds: dict[str, float] = NOT_RECORDED
+    lab: dict[str, object] = NOT_RECORDED  # the lab's git commit, dirty
+    reproducer: str = NOT_RECORDED
+    qemu_version: str | None = NOT_RECORDED  # None: no QEMU (a real machine)
+    accelerator: dict[str, object] | None = NOT_RECORDED  # name, reason, probed
+    timeouts: dict[str, float] = NOT_RECORDED
+    boot_to_ssh_seconds: float = NOT_RECORDED
+    ssh_port: int = NOT_RECORDED
+    remote_dir: str = NOT_RECORDED
+    dmesg_run_starts_at_line: int | None = NOT_RECORDED
+    lava: dict[str, object] = NOT_RECORDED  # `lab lava-run`: the job and what lava-run said
+    reason: str = NOT_RECORDED
+    finished: str = NOT_RECORDED
+    console_excerpt: str = NOT_RECORDED
+
+    def to_json(self) -> dict[str, object]:
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if getattr(self, f.name) is not NOT_RECORDED}
+
+    def recorded(self, name: str) -> Any:
+        """A field's value, or None if the run has not recorded it."""
+        value = getattr(self, name)
+        return None if value is NOT_RECORDED else value
 
 
 def new_run_id(kernel_label: str) -> str:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in ".-" else "-" for c in kernel_label)[:40]
-    return f"{stamp}-{safe}-{secrets.token_hex(2)}"
-
-
-def _write_json(path: Path, data: object) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)  # a reader never sees half a file
+    return f"{stamp}-{safe_name(kernel_label, 40)}-{secrets.token_hex(2)}"
 
 
 class RunRecord:
     def __init__(self, directory: Path, request: dict[str, object]) -> None:
         self.directory = directory
         directory.mkdir(parents=True, exist_ok=False)
-        self.metadata: dict[str, object] = {
-            "run_id": directory.name,
-            "started": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "request": request,
-            "host": {"name": platform.node(), "kernel": platform.release(), "python": platform.python_version()},
-            "stages": {},
-            "outcome": None,
-        }
+        self.metadata = RunMetadata(run_id=directory.name, request=request)
         self.suites: list[SuiteResult] = []
         self.save()
         self._save_results()
@@ -60,17 +102,20 @@ class RunRecord:
         raise InfraError(f"cannot create a new run directory in {results_root}")
 
     def save(self) -> None:
-        _write_json(self.directory / "metadata.json", self.metadata)
+        write_json_atomic(self.directory / layout.METADATA, self.metadata.to_json())
 
-    def set(self, key: str, value: object) -> None:
-        self.metadata[key] = value
+    def update(self, **fields: object) -> None:
+        """Record fields of the metadata (a misspelt one is an error, not a new key) and save."""
+        for name, value in fields.items():
+            if not hasattr(self.metadata, name):
+                raise AttributeError(f"RunMetadata has no field {name!r}")
+            setattr(self.metadata, name, value)
         self.save()
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; its status is recorded even when it raises."""
-        stages = self.metadata["stages"]
-        assert isinstance(stages, dict)
+        stages = self.metadata.stages
         stages[name] = {"status": "running"}
         self.save()
         started = time.monotonic()
@@ -89,16 +134,16 @@ class RunRecord:
         junit.write_merged(self.directory, self.suites)  # after each suite, so a cut-short run has it too
 
     def _save_results(self) -> None:
-        _write_json(self.directory / "results.json", {
+        write_json_atomic(self.directory / layout.RESULTS, {
             "run_id": self.directory.name,
             "suites": [s.summary() for s in self.suites],
             "tests": [r.to_json() for s in self.suites for r in s.records],
         })
 
-    def finish(self, outcome: Outcome, reason: str, excerpt: str = "") -> None:
-        self.metadata["outcome"] = outcome.value
-        self.metadata["reason"] = reason
-        if excerpt:
-            self.metadata["console_excerpt"] = excerpt
-        self.metadata["finished"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    def finish(self, verdict: Verdict) -> None:
+        self.metadata.outcome = verdict.outcome.value
+        self.metadata.reason = verdict.reason
+        if verdict.excerpt:
+            self.metadata.console_excerpt = verdict.excerpt
+        self.metadata.finished = utc_now()
         self.save()

@@ -11,20 +11,17 @@ import shlex
 import subprocess
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from ..kernel import ident as kernelident
-from ..kernel.spec import BuildSpec, DebianSpec, KernelSpec
 from ..core.paths import REPO_ROOT
 from ..core.timeouts import Timeouts
+from ..kernel import ident as kernelident
+from ..kernel.spec import BuildSpec, DebianSpec, KernelSpec
+from ..results import layout
+from ..results.record import RunRecord
+from .request import RunRequest, TargetRunRequest
+from .suites import TestTree
 
-if TYPE_CHECKING:  # pipeline and remoterun import this module
-    from .guest import RunRequest
-    from .target import TargetRunRequest
-    from .suites import TestTree
-    from ..results.record import RunRecord
-
-SCRIPT_NAME = "reproducer.sh"
+SCRIPT_NAME = layout.REPRODUCER
 
 # RunRequest attribute -> the `lab run` option that sets it.
 BOUND_OPTIONS = {
@@ -172,6 +169,6 @@ def attach(record: RunRecord, argv: list[str], results_root: Path, cache: Path, 
     """Every kind of run (`lab run`, `--target`, `lab lava-run`): the lab's revision and
     reproducer.sh, both named in the run's metadata."""
     revision = lab_revision()
-    record.set("lab", {"commit": revision[0], "dirty": revision[1]})
+    record.update(lab={"commit": revision[0], "dirty": revision[1]})
     write_script(record.directory, argv, results_root, cache, kernel, image_digest, revision, notes)
-    record.set("reproducer", SCRIPT_NAME)
+    record.update(reproducer=SCRIPT_NAME)

@@ -10,12 +10,11 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from ..guest import init as guestinit
 from .machine import BootFailed, BootTimedOut, Machine, MachineSpec, qemu_version
+from ..core.log import Log
 
-Log = Callable[[str], None]
 PROBE_TIMEOUT = 20.0  # a KVM boot to the initramfs takes ~1 s; a hung one never gets there
 
 

@@ -28,11 +28,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from lab.kernel import kconfig
-from lab.run import guest as pipeline  # noqa: E402
+from lab.run import guest as guest_run  # noqa: E402
 from lab.kernel.spec import parse_kernel_spec  # noqa: E402
 from lab.core.paths import cache_dir  # noqa: E402
 from lab.core.timeouts import Timeouts  # noqa: E402
 from lab.target.base import CommandTimedOut, ConnectionLost  # noqa: E402
+from lab.guest import assets
+from lab.vm.boot import booted
+from lab.guest.assets import Prepared
 
 HERE = Path(__file__).resolve().parent
 MODULE = "/root/labsplat.ko"
@@ -75,7 +78,7 @@ DEBUG_BUILD = ("lab kernel build --source debian:6.1 --config kernel-configs/deb
                "--patch kernel-configs/patches/debug-splats")
 
 
-def kernel_config(prepared: pipeline.Prepared) -> dict[str, str]:
+def kernel_config(prepared: Prepared) -> dict[str, str]:
     config = prepared.kernel.config
     return kconfig.parse_config(config.read_text()) if config and config.is_file() else {}
 
@@ -105,9 +108,9 @@ def build_module(release: str, workdir: Path) -> Path:
     return source / "labsplat.ko"
 
 
-def capture(prepared: pipeline.Prepared, kind: str, module: Path | None, out_dir: Path, workdir: Path) -> Path:
+def capture(prepared: Prepared, kind: str, module: Path | None, out_dir: Path, workdir: Path) -> Path:
     run_dir = workdir / kind
-    with pipeline.booted(prepared, "tcg", run_dir, Timeouts().scaled_for("tcg")) as (machine, target):
+    with booted(prepared, "tcg", run_dir, Timeouts().scaled_for("tcg")) as (machine, target):
         if module is not None:
             target.put(module, MODULE)
         try:
@@ -129,7 +132,7 @@ def main() -> int:
     args = parser.parse_args()
     if unknown := [kind for kind in args.kinds if kind not in KINDS]:
         parser.error(f"unknown kind {unknown[0]!r}: one of {', '.join(KINDS)}")
-    prepared = pipeline.prepare(parse_kernel_spec(args.kernel), cache_dir(), print)
+    prepared = assets.prepare(parse_kernel_spec(args.kernel), cache_dir(), print)
     config = kernel_config(prepared)
     kinds = args.kinds or default_kinds(config)
     check_debug_kernel(kinds, config)

@@ -1,0 +1,80 @@
+"""Option groups that several `lab` commands share, so each is spelt and explained once."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..core.paths import results_dir
+from ..kernel.spec import DEFAULT_KERNEL
+from ..run.suites import SUITES
+from ..vm.accel import PROBE_TIMEOUT
+
+KERNEL_HELP = "debian:6.1, debian:6.12, build:<id> or a bzImage path"
+ACCELERATORS = ["auto", "kvm", "tcg"]
+
+
+def add_kernel(parser: argparse.ArgumentParser, default: str | None = DEFAULT_KERNEL) -> None:
+    """--kernel, and --modules/--config for a kernel given as a path."""
+    parser.add_argument("--kernel", default=default, help=KERNEL_HELP)
+    add_kernel_files(parser)
+
+
+def add_kernel_files(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--modules", help="modules directory (lib/modules/RELEASE) for a kernel path")
+    parser.add_argument("--config", help="config file for a kernel path")
+
+
+def add_accel(parser: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    parser.add_argument("--accel", choices=ACCELERATORS, default=default,
+                        help="auto probes KVM with a short boot and falls back to TCG")
+
+
+def add_cmdline(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cmdline", default="", help="extra kernel command line")
+
+
+def add_suite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
+
+
+def add_results(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--results", help="results root (default: $LAB_RESULTS or ./results)")
+
+
+def results_root(args: argparse.Namespace, resolve: bool = True) -> Path:
+    """--results, else $LAB_RESULTS or ./results. `lab run` keeps a relative --results as given,
+    so the path it prints is the one the user typed."""
+    if not args.results:
+        return results_dir()
+    return Path(args.results).resolve() if resolve else Path(args.results)
+
+
+def add_source(parser: argparse.ArgumentParser) -> None:
+    """What `lab kernel build` and `lab validate` build: a source, fragments, patches, make -j."""
+    parser.add_argument("--source", required=True, help="debian:6.1, debian:6.12, a kernel tree or a source tarball")
+    parser.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
+                        help="Kconfig fragment merged over kernel-configs/base.config (repeatable, later wins)")
+    parser.add_argument("--patch", action="append", default=[], metavar="FILE",
+                        help="patch (or directory of *.patch) applied in order with patch -p1 (repeatable)")
+    parser.add_argument("--jobs", type=int, help="make -j (default: all cores)")
+
+
+def add_run_bounds(parser: argparse.ArgumentParser) -> None:
+    """The suites, the results root, splat policy and every bound of a run."""
+    add_suite(parser)
+    add_results(parser)
+    parser.add_argument("--suite-timeout", type=float, help="seconds per suite (default 150, x4 under TCG)")
+    parser.add_argument("--allow-splat", action="append", default=[], metavar="REGEX",
+                        help="a console splat matching this is accepted (repeatable)")
+    parser.add_argument("--deny-splat", action="append", default=[], metavar="REGEX",
+                        help="a console line matching this fails the run like a WARNING (repeatable)")
+    parser.add_argument("--run-timeout", type=float,
+                        help="seconds for the whole run, boot to last suite (default: none beyond each stage's bound)")
+    parser.add_argument("--boot-timeout", type=float,
+                        help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
+    parser.add_argument("--ssh-timeout", type=float,
+                        help="seconds from the ready marker to an SSH session (default 15, x4 under TCG)")
+    parser.add_argument("--command-timeout", type=float,
+                        help="seconds for a housekeeping command: upload, dmesg (default 30, x4 under TCG)")
+    parser.add_argument("--probe-timeout", type=float,
+                        help=f"seconds the KVM probe boot may take to reach init (default {PROBE_TIMEOUT:.0f})")

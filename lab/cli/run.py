@@ -1,0 +1,113 @@
+"""`lab run`, `lab validate`, `lab compare` and `lab report`: suites on a kernel, A/B of a patch,
+and runs read back."""
+from __future__ import annotations
+
+import argparse
+import time
+
+from ..core.errors import UserError
+from ..core.log import stderr as log
+from ..core.outcome import exit_code
+from ..core.paths import cache_dir, results_dir
+from ..guest import assets
+from ..kernel import build as kernel_build
+from ..kernel.spec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
+from ..report import compare, compare_text, show
+from ..report.table import SuiteTable
+from ..results import load
+from ..results.kernel_log import SplatPolicy
+from ..run import guest
+from ..run.lifecycle import RunOutcome
+from ..run.request import RunRequest
+from ..run.suites import parse_suites
+from . import options
+from . import target as target_cli
+from .kernel import build_request
+
+
+def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = commands.add_parser("run", help="boot a kernel and run suites in it")
+    # None unless given, so --target can tell a given --kernel/--accel from the defaults.
+    options.add_kernel(run, default=None)
+    options.add_accel(run, default=None)
+    options.add_cmdline(run)
+    options.add_run_bounds(run)
+    target_cli.add_target_args(run)
+    run.set_defaults(func=cmd_run)
+
+    validate = commands.add_parser("validate", help="build without and with patches, run the suites on both, compare")
+    options.add_source(validate)
+    options.add_accel(validate)
+    options.add_cmdline(validate)
+    options.add_run_bounds(validate)
+    validate.set_defaults(func=cmd_validate)
+
+    compare_parser = commands.add_parser("compare", help="compare two runs test by test; exit 1 if B regressed")
+    compare_parser.add_argument("run_a", metavar="RUN_A", help="results directory (or run id under the results root)")
+    compare_parser.add_argument("run_b", metavar="RUN_B", help="results directory (or run id under the results root)")
+    compare_parser.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    compare_parser.set_defaults(func=cmd_compare)
+
+    report_parser = commands.add_parser("report", help="print runs again as `lab run` did; exit 1 unless all passed")
+    report_parser.add_argument("runs", nargs="+", metavar="RUN", help="results directory (or run id under the results root)")
+    report_parser.set_defaults(func=cmd_report)
+
+
+def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOutcome:
+    """Boot one kernel, run the requested suites, print the table; the run's outcome and record."""
+    suites = parse_suites(args.suite)
+    cache = cache_dir()
+    started = time.monotonic()
+    prepared = assets.prepare(spec, cache, log)
+    request = RunRequest(spec, label, suites, args.accel, options.results_root(args, resolve=False),
+                         args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
+                         ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
+                         probe_timeout=args.probe_timeout,
+                         splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
+    table = SuiteTable(log)
+    outcome = guest.execute(request, prepared, cache, log, table.add)
+    table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
+                outcome.record.metadata.recorded("console_excerpt"))
+    return outcome
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    target_cli.check_options(args)
+    if args.target is not None:
+        return target_cli.run_on_target(args, log)
+    args.kernel = args.kernel or DEFAULT_KERNEL
+    args.accel = args.accel or "auto"
+    outcome = run_suites(args, parse_kernel_spec(args.kernel, args.modules, args.config), args.kernel)
+    return exit_code(outcome.outcome)
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    """Build the source without and with the patches, run the suites on both, compare."""
+    if not args.patch:
+        raise UserError("validate needs at least one --patch (the base is the source without them)")
+    parse_suites(args.suite)  # a bad suite name fails before two builds, not after
+    request = build_request(args)
+    base = kernel_build.build(kernel_build.BuildRequest(request.source, request.fragments), cache_dir(), log,
+                              jobs=args.jobs)
+    patched = kernel_build.build(request, cache_dir(), log, jobs=args.jobs)
+    runs = []
+    for name, built in (("base", base), ("patched", patched)):
+        print(f"== {name}: build:{built.build_id}", flush=True)
+        runs.append(run_suites(args, BuildSpec(built.build_id), f"build:{built.build_id}"))
+    result = compare.compare(load.load_run(runs[0].record.directory), load.load_run(runs[1].record.directory))
+    print(f"== base build:{base.build_id} vs patched build:{patched.build_id}")
+    print(compare_text.render(result))
+    return 1 if result.regressions else 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    result = compare.compare(load.load_run(args.run_a, results_dir()), load.load_run(args.run_b, results_dir()))
+    print(compare_text.render_json(result) if args.json else compare_text.render(result))
+    return 1 if result.regressions else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    # Every run is read before any is printed: a bad one is exit 2 with nothing half-printed.
+    runs = [load.load_run(arg, results_dir()) for arg in args.runs]
+    print("\n\n".join(show.render(run) for run in runs))
+    return 0 if all(run.passed for run in runs) else 1

@@ -1,0 +1,113 @@
+"""The one run lifecycle every kind of run shares (a QEMU guest, a `--target` machine, a LAVA
+job): the record is created -> the stages run under the run's deadline -> one Verdict -> the
+record is finished. What the stages raise is mapped to an outcome by verdict.verdict_for."""
+from __future__ import annotations
+
+import signal
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+from ..core.log import Log
+from ..core.outcome import Outcome, Verdict
+from ..core.timeouts import Timeouts
+from ..results.kernel_log import SplatPolicy
+from ..results.model import SuiteResult
+from ..results.record import RunRecord
+from ..target.base import CommandTimedOut, ConnectionLost, Target
+from . import suites as suite_runner
+from .verdict import FORESEEN, Evidence, RunTimedOut, verdict_for
+
+# The stages of one kind of run: they append each finished suite to the list they are given
+# and return the verdict of a run that got to its end.
+Stages = Callable[[list[SuiteResult]], Verdict]
+
+
+@dataclass
+class RunOutcome:
+    verdict: Verdict
+    record: RunRecord
+    suites: list[SuiteResult]
+
+    @property
+    def outcome(self) -> Outcome:
+        return self.verdict.outcome
+
+    @property
+    def reason(self) -> str:
+        return self.verdict.reason
+
+
+def no_evidence() -> Evidence:
+    return Evidence()
+
+
+def conduct(record: RunRecord, stages: Stages, *, policy: SplatPolicy, run_timeout: float | None = None,
+            evidence: Callable[[], Evidence] = no_evidence,
+            cleanup: Callable[[], None] | None = None) -> RunOutcome:
+    """Run the stages; whatever happens the record ends with a verdict (interrupted: recorded,
+    then raised on; a failure of the lab itself: recorded as infra-error, then raised on)."""
+    suites: list[SuiteResult] = []
+    try:
+        with run_deadline(run_timeout):
+            verdict = stages(suites)
+    except KeyboardInterrupt:
+        record.finish(Verdict(Outcome.INTERRUPTED, "interrupted (SIGINT/SIGTERM)"))
+        raise
+    except FORESEEN as exc:
+        verdict = verdict_for(exc, evidence(), policy)
+    except Exception as exc:
+        record.finish(verdict_for(exc, Evidence(), policy))
+        raise  # a bug of the lab: recorded as infra-error, and its traceback shown
+    finally:
+        if cleanup is not None:
+            cleanup()
+    record.finish(verdict)
+    return RunOutcome(verdict, record, suites)
+
+
+@contextmanager
+def run_deadline(seconds: float | None) -> Iterator[None]:
+    """Raise RunTimedOut in the main thread when the run has taken `seconds`.
+
+    A SIGALRM timer interrupts whatever the run waits on; the context managers on the way out
+    still stop QEMU. Signals reach only the main thread, which is where `lab run` runs.
+    """
+    if seconds is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expire(signum: int, frame: object) -> None:
+        raise RunTimedOut(f"the whole run exceeded {seconds:.0f} s")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.TestTree | None, timeouts: Timeouts,
+                          record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
+                          log: Log, root: str = suite_runner.REMOTE_ROOT) -> None:
+    """Each suite in turn, saved and reported as it ends (into suites); a lost connection raises
+    ConnectionLost, a timed-out suite ends the series; then the kernel log into dmesg.txt."""
+    for name in names:
+        with record.stage(f"suite:{name}"):
+            result = suite_runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root)
+        suites.append(result)
+        record.add_suite(result)  # saved before anything else can go wrong
+        on_suite(result)
+        if result.lost:
+            raise ConnectionLost(result.error)
+        if result.error.startswith("timed out"):
+            break
+    # A machine that just hung a suite may not answer at all: ask briefly then.
+    dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
+    try:
+        suite_runner.collect_dmesg(target, record.directory, dmesg_timeout)
+    except CommandTimedOut as exc:
+        log(f"warning: no dmesg: {exc}")

@@ -1,0 +1,47 @@
+"""What a run was asked to do, as plain data: a kernel the lab boots, or a machine it reaches.
+
+reproducer.sh is written from these, so they hold what the user said (a bound they did not give
+stays None), not what the run derived from it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..core.timeouts import Timeouts
+from ..kernel.spec import KernelSpec
+from ..results.kernel_log import SplatPolicy
+from ..target.remote import SshUrl
+from .suites import TestTree
+
+
+@dataclass
+class RunRequest:
+    kernel: KernelSpec
+    kernel_label: str
+    suites: list[str]
+    accel: str = "auto"  # auto | kvm | tcg
+    results_root: Path = Path("results")
+    suite_timeout: float | None = None
+    extra_cmdline: str = ""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    tree: TestTree | None = None  # None: guest-tests/ and its suites
+    boot_timeout: float | None = None
+    run_timeout: float | None = None  # the whole run, on top of each stage's own bound
+    ssh_timeout: float | None = None
+    command_timeout: float | None = None
+    probe_timeout: float | None = None  # None: accel.PROBE_TIMEOUT
+    splats: SplatPolicy = field(default_factory=SplatPolicy)
+
+
+@dataclass
+class TargetRunRequest:
+    url: SshUrl
+    suites: list[str]
+    results_root: Path
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    run_timeout: float | None = None
+    splats: SplatPolicy = field(default_factory=SplatPolicy)
+    tree: TestTree | None = None
+    key: Path | None = None  # as given, for reproducer.sh
+    known_hosts: Path | None = None
