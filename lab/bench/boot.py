@@ -13,16 +13,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..vm import accel
-from ..guest import assets
-from ..run import guest
-from ..run.request import RunRequest
-from ..run.suites import SUITES
-from ..vm.boot import booted
-from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
 from ..core.outcome import Outcome
 from ..core.paths import cache_dir
 from ..core.timeouts import Timeouts
+from ..guest import assets
+from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
+from ..run import guest
+from ..run.request import RunRequest
+from ..run.suites import SUITES
+from ..vm import accel
+from ..vm.boot import booted
 
 
 def _quiet(message: str) -> None:

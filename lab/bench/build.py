@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from ..core.paths import cache_dir
 from ..kernel import build as kbuild
 from ..kernel import source as ksource
-from ..core.paths import cache_dir
 
 CHANGED_FILE = "kernel/bpf/syscall.c"
 

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core import apt
-from . import init as guestinit
 from ..core.errors import InfraError
-from ..kernel.acquire import sha256_file
-from .keys import LabKeys
-from ..core.paths import IMAGES_DIR
 from ..core.log import Log
-
+from ..core.paths import IMAGES_DIR
+from ..kernel.acquire import sha256_file
+from . import init as guestinit
+from .keys import LabKeys
 
 FORMAT_VERSION = "1"
 UNPRIVILEGED_USER = "labuser"  # for the pin suite's permission tests

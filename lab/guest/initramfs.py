@@ -18,9 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import init as guestinit
 from ..core.errors import InfraError, UserError
 from ..kernel.acquire import Kernel, sha256_file
+from . import init as guestinit
 
 # What the guest needs before its root filesystem: the disk, the network, and their buses.
 WANTED_MODULES = ("virtio_pci", "virtio_blk", "virtio_net")

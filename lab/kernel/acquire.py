@@ -12,10 +12,9 @@ from pathlib import Path
 
 from ..core import apt
 from ..core.errors import InfraError, UserError
+from ..core.log import Log
 from .kconfig import parse_config
 from .spec import BuildSpec, DebianSpec, KernelSpec, PathSpec
-from ..core.log import Log
-
 
 REQUIRED_CONFIG = {"CONFIG_BPF_SYSCALL": "y"}
 

@@ -22,15 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from . import kconfig
-from . import kconfig_tree
-from . import source as ksource
-from . import patches
 from ..core.errors import InfraError, UserError
-from ..core.paths import KERNEL_CONFIGS_DIR
-from .acquire import Kernel, bzimage_release, load_build, sha256_file
 from ..core.log import Log
-
+from ..core.paths import KERNEL_CONFIGS_DIR
+from . import kconfig, kconfig_tree, patches
+from . import source as ksource
+from .acquire import Kernel, bzimage_release, load_build, sha256_file
 
 FORMAT_VERSION = "1"  # bump when the build recipe changes what comes out
 BASE_FRAGMENT = KERNEL_CONFIGS_DIR / "base.config"

@@ -18,9 +18,8 @@ from pathlib import Path
 
 from ..core import apt
 from ..core.errors import InfraError, UserError
-from .acquire import sha256_file
 from ..core.log import Log
-
+from .acquire import sha256_file
 
 _DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)$")
 _TARBALL = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar.zst")

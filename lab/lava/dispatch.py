@@ -34,6 +34,7 @@ from ..run.verdict import classify_kernel_log, verdict
 from ..vm.machine import qemu_version
 from . import job as lavajob
 from . import log as lavalog
+
 LAVA_RUN = "lava-run"
 # Beyond the job's own timeout, which lava-run enforces: for its start and clean-up.
 MARGIN_SECONDS = 300

@@ -21,11 +21,11 @@ from pathlib import Path
 import jinja2
 import yaml
 
-from ..run import suites as runner
+from ..core.paths import GUEST_TESTS_DIR
 from ..guest.init import LAVA_FLAG, LAVA_PROMPT
 from ..kernel.acquire import sha256_file
+from ..run import suites as runner
 from ..vm.machine import BASE_CMDLINE
-from ..core.paths import GUEST_TESTS_DIR
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TESTDEF_PATH = "lava-suite.yaml"  # the test definition, at the top of the suites bundle

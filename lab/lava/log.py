@@ -16,10 +16,10 @@ from typing import Any
 
 import yaml
 
-from ..results import stream
-from ..run import suites as runner
 from ..core.paths import GUEST_TESTS_DIR
+from ..results import stream
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, TestRecord
+from ..run import suites as runner
 
 _STARTRUN = re.compile(r"<LAVA_SIGNAL_STARTRUN (\S+) \S+>")
 _ENDRUN = re.compile(r"<LAVA_SIGNAL_ENDRUN (\S+) \S+>")

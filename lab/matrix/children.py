@@ -18,13 +18,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..guest import image
-from ..guest import keys
-from . import progress as matrixprogress
 from ..core.errors import InfraError, UserError
-from ..vm.machine import MachineSpec
-from ..core.paths import REPO_ROOT, cache_dir
 from ..core.log import Log
+from ..core.paths import REPO_ROOT, cache_dir
+from ..guest import image, keys
+from ..vm.machine import MachineSpec
+from . import progress as matrixprogress
 
 QEMU_OVERHEAD_MB = 384  # QEMU's own RSS under TCG, plus the child lab process
 POLL_SECONDS = 1.0

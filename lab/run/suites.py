@@ -5,7 +5,6 @@ over SSH are the same to it.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path

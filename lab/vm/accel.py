@@ -11,9 +11,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core.log import Log
 from ..guest import init as guestinit
 from .machine import BootFailed, BootTimedOut, Machine, MachineSpec, qemu_version
-from ..core.log import Log
 
 PROBE_TIMEOUT = 20.0  # a KVM boot to the initramfs takes ~1 s; a hung one never gets there
 

@@ -17,9 +17,9 @@ from types import TracebackType
 
 import pexpect
 
+from ..core.errors import InfraError
 from ..guest import init as guestinit
 from .console import Console, ConsoleClosed, ConsoleTimeout
-from ..core.errors import InfraError
 
 QEMU = "qemu-system-x86_64"
 BASE_CMDLINE = "console=ttyS0,115200 panic=-1 net.ifnames=0"
