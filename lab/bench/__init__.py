@@ -1,1 +1,7 @@
-"""bench"""
+"""bench: `make bench`, figures measured beside their comparisons. Uses run, vm, guest, kernel, core.
+
+Modules, one job each:
+  boot    boot-to-SSH and whole-run seconds          build   cold build and one-line rebuild
+  client  the Python client against the same loops in C (client.c)
+  matrix  two kernels side by side against one alone
+"""

@@ -1,1 +1,9 @@
-"""cli"""
+"""cli: the `lab` command line, the only user of argparse besides bench. Nothing imports it.
+
+Modules, one job each:
+  main     the parser of every command; the lab's own failures to exit codes
+  options  option groups several commands share
+  kernel   kernel fetch/build, image build, boot
+  run      run, validate, compare, report         target  `run --target ssh://...`
+  matrix   `lab matrix`                           lava    `lab lava-job`, `lab lava-run`
+"""

@@ -1,6 +1,6 @@
 """`lab lava-job` (write a LAVA job for a kernel and suites) and `lab lava-run` (run one under
-LAVA's own dispatcher on this host): the glue between the command line, lavajob, lavaschema
-and lavarun."""
+LAVA's own dispatcher on this host): the glue between the command line and lava/ (job, schema,
+dispatch)."""
 from __future__ import annotations
 
 import argparse

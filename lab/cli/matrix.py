@@ -1,5 +1,5 @@
 """`lab matrix --kernel K --kernel K ... [--suite ...] [--results DIR] [--jobs N] [--all]`: the glue
-between the command line, the child runs (matrixrun), the table (matrix) and the page (matrixhtml)."""
+between the command line, the child runs (matrix/children), the table (matrix/table) and the page (matrix/html)."""
 from __future__ import annotations
 
 import argparse

@@ -1,6 +1,6 @@
 """One line naming a kernel as a run recorded it (metadata.json's `kernel`), for `lab report` and reproducer.sh.
 
-The identity comes from lab/kernel.py (a Debian package or a path) and lab/kbuild.py (a build,
+The identity comes from kernel/acquire.py (a Debian package or a path) and kernel/build.py (a build,
 whose source, patches and fragments are stored as JSON strings).
 """
 from __future__ import annotations

@@ -9,8 +9,6 @@ initramfs, both written under a temporary name and renamed, so different kernels
 from __future__ import annotations
 
 import datetime as dt
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InfraError, UserError
+from ..core.files import safe_name, write_json_atomic
 from ..core.log import Log
 from ..core.paths import REPO_ROOT, cache_dir
 from ..guest import image, keys
@@ -47,10 +46,6 @@ def default_jobs(cpus: int | None, available_mb: int | None, guest_mb: int = Mac
     by_cpu = cpus or 1
     by_memory = available_mb // (guest_mb + QEMU_OVERHEAD_MB) if available_mb is not None else by_cpu
     return max(1, min(by_cpu, by_memory))
-
-
-def safe_name(kernel: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "-" for c in kernel)[:60]
 
 
 @dataclass
@@ -155,9 +150,7 @@ def write_matrix_json(matrix_dir: Path, children: list[Child], suites: str, jobs
                         "log": str(child.log_path.relative_to(matrix_dir)), "exit_code": child.returncode,
                         "seconds": child.seconds})
     data = {"started": started, "suites": suites.split(","), "jobs": jobs, "kernels": kernels}
-    tmp = matrix_dir / "matrix.json.tmp"
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    os.replace(tmp, matrix_dir / "matrix.json")
+    write_json_atomic(matrix_dir / "matrix.json", data)
 
 
 def new_matrix_dir(results_root: Path) -> Path:
@@ -177,6 +170,6 @@ def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list
         raise UserError("lab matrix: a kernel is given twice")
     children = []
     for index, kernel in enumerate(kernels):
-        root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel)}"
+        root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel, 60)}"
         children.append(Child(kernel, root, child_argv(kernel, suites, root, extra)))
     return children

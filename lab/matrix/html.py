@@ -1,4 +1,4 @@
-"""The matrix as one self-contained HTML page (lab/templates/matrix.html.j2): inline CSS, no
+"""The matrix as one self-contained HTML page (templates/matrix.html.j2): inline CSS, no
 script, no external URL, so it can be mailed or archived as a single file.
 
 The page's geometry (the SVG bar chart of suite wall times) is computed here, so the template

@@ -1,1 +1,8 @@
-"""report"""
+"""report: runs printed and compared (stage 6). Uses results, kernel.ident, core.
+
+Modules, one job each:
+  table    `lab run`'s live suite table and closing lines
+  show     `lab report`: a run read back and printed the same way
+  compare  two runs test by test: newly failing/passing/skipped, behaviour changed, regression
+  compare_text  `lab compare`'s text and JSON
+"""

@@ -1,1 +1,10 @@
-"""run"""
+"""run: one run of the suites, in one lifecycle (stage 5). Uses vm, guest, target, results, core.
+
+Modules, one job each:
+  request     RunRequest, TargetRunRequest: what was asked (pure data)
+  suites      ship guest-tests/, run one suite with pytest, fetch its report
+  lifecycle   conduct(): record -> stages under the deadline -> Verdict -> finished record
+  verdict     the monitor: the outcome from suites and kernel log, or from what a stage raised
+  guest       the stages of a QEMU guest run       target  the stages of a `--target` run
+  reproducer  reproducer.sh and the lab's revision for every kind of run
+"""
