@@ -115,8 +115,10 @@ def render_device(accel: str) -> str:
 
 
 def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    # Same tree, same bytes: no owners or times in the bundle, and no caches.
-    if "__pycache__" in info.name.split("/") or info.name.endswith(".pyc"):
+    # Same tree, same bytes: no owners or times in the bundle, and no caches or dotfiles (git's,
+    # pytest's), so a checkout and an installed wheel give the same bundle.
+    parts = info.name.split("/")
+    if "__pycache__" in parts or info.name.endswith(".pyc") or any(part.startswith(".") for part in parts):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = ""
