@@ -12,6 +12,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..results import layout
 from . import table as matrix
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -49,9 +50,9 @@ def chart(columns: tuple[matrix.Column, ...]) -> tuple[list[Bar], int]:
 
 
 def _console_link(column: matrix.Column, report_dir: Path) -> str | None:
-    if column.directory is None or not (column.directory / "console.log").exists():
+    if column.directory is None or not (column.directory / layout.CONSOLE).exists():
         return None
-    return Path(os.path.relpath(column.directory / "console.log", report_dir)).as_posix()
+    return Path(os.path.relpath(column.directory / layout.CONSOLE, report_dir)).as_posix()
 
 
 def render(m: matrix.Matrix, report_dir: Path, title: str = "bpf-kernel-lab matrix") -> str:

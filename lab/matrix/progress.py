@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..results import layout
+
 END_EVENT = '"event": "end"'
 
 
@@ -25,7 +27,7 @@ class Progress:
 
 def run_directory(root: Path) -> Path | None:
     """The one run directory a child made under its own results root, if it has made it yet."""
-    found = sorted(p for p in root.iterdir() if p.is_dir() and (p / "metadata.json").exists()) if root.is_dir() else []
+    found = sorted(p for p in root.iterdir() if p.is_dir() and (p / layout.METADATA).exists()) if root.is_dir() else []
     return found[-1] if found else None
 
 
@@ -48,8 +50,8 @@ def read(root: Path) -> Progress:
     directory = run_directory(root)
     if directory is None:
         return Progress("prepare", 0)
-    metadata = _json(directory / "metadata.json")
-    results = _json(directory / "results.json")
+    metadata = _json(directory / layout.METADATA)
+    results = _json(directory / layout.RESULTS)
     tests = results.get("tests")
     suites = results.get("suites")
     finished_suites = {s.get("suite") for s in suites if isinstance(s, dict)} if isinstance(suites, list) else set()
@@ -63,7 +65,7 @@ def read(root: Path) -> Progress:
         stage = str(running[-1])
         suite = stage.removeprefix("suite:")
         if stage.startswith("suite:") and suite not in finished_suites:
-            done += _ended_in_log(directory / f"{suite}.log")
+            done += _ended_in_log(layout.suite_log(directory, suite))
         return Progress(stage, done)
     # Booting is not a stage of its own: it is what happens after the accelerator and before ship.
     if not stages:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.paths import GUEST_TESTS_DIR
+from ..results import layout
 from ..results.junit import parse_junit, parse_suite_properties
 from ..results.model import SuiteResult
 from ..results.stream import records_from_stream
@@ -76,7 +77,7 @@ def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_R
 def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,
               root: str = REMOTE_ROOT) -> SuiteResult:
     """Run one suite. A timeout or a lost connection still gives the tests that finished."""
-    log = run_dir / f"{suite}.log"
+    log = layout.suite_log(run_dir, suite)
     started = time.monotonic()
     try:
         result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
@@ -92,7 +93,7 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
     if result.err:
         with log.open("a") as handle:
             handle.write(result.err)
-    junit = run_dir / f"junit-{suite}.xml"
+    junit = layout.suite_junit(run_dir, suite)
     if not target.get(f"{_out_dir(root)}/{suite}.xml", junit):
         return SuiteResult(suite, [], wall, result.rc, f"pytest wrote no report (exit {result.rc}): {result.err.strip()[-300:]}")
     xml_text = junit.read_text()
@@ -101,4 +102,4 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
 
 def collect_dmesg(target: Target, run_dir: Path, timeout: float) -> None:
     result = target.run("dmesg", timeout)
-    (run_dir / "dmesg.txt").write_text(result.out)
+    (run_dir / layout.DMESG).write_text(result.out)

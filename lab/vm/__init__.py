@@ -1,4 +1,4 @@
-"""vm: one QEMU guest (stage 3). Uses guest, target, core; the only user of pexpect.
+"""vm: one QEMU guest (stage 3). Uses guest, target, results (file names), core; the only user of pexpect.
 
 Modules, one job each:
   console  the serial console drained into console.log

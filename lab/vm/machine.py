@@ -19,6 +19,7 @@ import pexpect
 
 from ..core.errors import InfraError
 from ..guest import init as guestinit
+from ..results import layout
 from .console import Console, ConsoleClosed, ConsoleTimeout
 
 QEMU = "qemu-system-x86_64"
@@ -52,7 +53,7 @@ class MachineSpec:
     cpus: int = 2
     memory_mb: int = 1024
     extra_cmdline: str = ""
-    console_name: str = "console.log"
+    console_name: str = layout.CONSOLE
 
 
 def free_port() -> int:
@@ -117,7 +118,7 @@ class Machine:
         self.spec.run_dir.mkdir(parents=True, exist_ok=True)
         self.ssh_port = free_port() if with_network else None
         argv = qemu_argv(self.spec, self.ssh_port)
-        (self.spec.run_dir / "qemu-cmdline.txt").write_text(shlex.join(argv) + "\n")
+        (self.spec.run_dir / layout.QEMU_CMDLINE).write_text(shlex.join(argv) + "\n")
         self.started_at = time.monotonic()
         self._child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False)
         self.console = Console(self._child, self.console_log)
