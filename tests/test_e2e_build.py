@@ -21,6 +21,7 @@ from lab.core.paths import cache_dir
 pytestmark = pytest.mark.boot
 
 MAP_DUMP_PORT = REPO / "kernel-configs" / "patches" / "bpf-map-dump"
+BROKEN_PERCPU_COPY = REPO / "tests" / "patches" / "broken-percpu-copy.patch"
 SUITES = ("maps", "dump", "pin")
 
 
@@ -85,6 +86,26 @@ def test_validate_map_dump_port(tmp_path: Path, base_build: str) -> None:
         assert change["name"].startswith("test_dump_agree.py::"), change
         assert [p["key"] for p in change["properties"]] == ["compared"]
         assert "map_dump" in change["properties"][0]["b"] and "map_dump" not in change["properties"][0]["a"]
+
+
+def test_validate_catches_a_broken_per_cpu_copy(tmp_path: Path, base_build: str) -> None:
+    """A one-line bug in kernel/bpf/arraymap.c (every slot gets CPU 0's value) is a regression,
+    because the built guest brings up both vCPUs and the layout tests compare distinct slots."""
+    done = lab("validate", "--source", "debian:6.1", "--patch", str(BROKEN_PERCPU_COPY), "--suite", "maps",
+               results=tmp_path)
+    assert done.returncode == 1, f"lab validate did not report the regression:\n{done.stdout}\n{done.stderr}"
+    base_run, patched_run = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    base = json.loads((base_run / "metadata.json").read_text())
+    assert base["outcome"] == "passed" and base["kernel"]["build_id"] == base_build
+    assert base["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in base
+    results = json.loads((base_run / "results.json").read_text())
+    layout = [t for t in results["tests"] if t["name"].startswith("test_maps_percpu_layout.py::")]
+    assert layout and all(t["outcome"] == "passed" for t in layout)  # run with two slots, not skipped
+    compared = json.loads(lab("compare", "--json", str(base_run), str(patched_run)).stdout)
+    failing = [c["name"] for c in compared["newly_failing"]]
+    assert failing and all(name.startswith("test_maps_percpu_layout.py::") for name in failing), failing
+    assert any("PERCPU_ARRAY" in name for name in failing) and not any("PERCPU_HASH" in name for name in failing)
+    assert compared["regression"]
 
 
 def test_dropped_symbol_is_one_line(tmp_path: Path) -> None:

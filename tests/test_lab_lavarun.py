@@ -114,6 +114,7 @@ def test_a_replayed_failing_job_is_a_lab_run_record(tmp_path: Path, monkeypatch:
     metadata = json.loads((run_dir / "metadata.json").read_text())
     assert metadata["outcome"] == "failed" and metadata["lava"]["exit_status"] == 0
     assert metadata["lava"]["job_result"]["result"] == "pass"
+    assert metadata["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in metadata
     results = json.loads((run_dir / "results.json").read_text())
     assert results["suites"][0]["suite"] == "pin" and results["suites"][0]["failed"] == 1
     assert results["suites"][0]["skipped"] == 1 and results["suites"][0]["pytest_rc"] == 1
@@ -199,3 +200,15 @@ def _artifact(tmp_path: Path, name: str) -> Path:
     path.parent.mkdir(exist_ok=True)
     path.write_bytes(name.encode())
     return path
+
+
+def test_a_job_whose_kernel_brought_up_one_cpu_warns(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A lab build from before CONFIG_ACPI ran its LAVA job on one of its two vCPUs."""
+    _fake_lava_run(tmp_path, monkeypatch, f"cat {GOLDEN / 'no-ext2-built-6.1.192.log'}\nexit 0\n")
+    lavarun.run(_job_dir(tmp_path), tmp_path / "results", tmp_path / "cache", print)
+    (run_dir,) = (tmp_path / "results").iterdir()
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    assert metadata["cpus"] == {"given": 2, "possible": 1, "online": 1}
+    [warning] = metadata["warnings"]
+    assert "of the 2 QEMU gave it" in warning and f"warning: {warning}" in capsys.readouterr().out

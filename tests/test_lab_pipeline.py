@@ -22,7 +22,7 @@ from lab.core.outcome import Outcome
 from lab.results.model import FAILED, PASSED, SuiteResult
 from lab.results.model import TestRecord as Record
 from lab.core.timeouts import Timeouts
-from lab.target.base import CommandTimedOut, ConnectionLost
+from lab.target.base import CommandResult, CommandTimedOut, ConnectionLost
 from lab.run.lifecycle import run_deadline
 from lab.run.lifecycle import RunOutcome
 from lab.run.verdict import classify_kernel_log
@@ -99,7 +99,8 @@ class World:
         self.ran: list[str] = []
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
-        self.target = SimpleNamespace(name="fake target")
+        self.cpu_lists = "0-1\n0-1\n"  # what the guest's sysfs says: possible, then online
+        self.target = SimpleNamespace(name="fake target", run=self._run)
         monkeypatch.setattr(guest_run, "qemu_version", lambda: "7.2.22")
         monkeypatch.setattr(accel, "choose", self._choose)
         monkeypatch.setattr(guest_run, "booted", self._booted)
@@ -118,7 +119,11 @@ class World:
         (run_dir / "console.log").write_text(self.console)
         if self.boot_error:
             raise self.boot_error
-        yield SimpleNamespace(ssh_port=40022, console=None), self.target
+        yield SimpleNamespace(ssh_port=40022, console=None, spec=SimpleNamespace(cpus=2)), self.target
+
+    def _run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        assert command == "cat /sys/devices/system/cpu/possible /sys/devices/system/cpu/online"
+        return CommandResult(0, self.cpu_lists, "")
 
     def _ship(self, target: object, timeout: float, tree: object = None) -> int:
         assert target is self.target
@@ -176,6 +181,19 @@ def test_everything_passes(world: World) -> None:
     results = json.loads((result.record.directory / "results.json").read_text())
     assert [s["suite"] for s in results["suites"]] == ["maps", "dump", "pin"]
     assert (result.record.directory / "dmesg.txt").is_file()
+    assert data["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in data
+
+
+@pytest.mark.parametrize("lists, possible, online", [("0\n0\n", 1, 1), ("0-1\n0\n", 2, 1)])
+def test_a_guest_with_fewer_cpus_than_given_is_a_warning(world: World, lists: str, possible: int, online: int) -> None:
+    world.cpu_lists = lists
+    result = world.execute()
+    assert result.outcome is Outcome.PASSED  # the tests decide; the record says what they could prove
+    data = metadata(result)
+    assert data["cpus"] == {"given": 2, "possible": possible, "online": online}
+    [warning] = data["warnings"]
+    assert f"brought up {online} CPU(s) ({possible} possible) of the 2 QEMU gave it" in warning
+    assert any(line == f"warning: {warning}" for line in world.logged)
 
 
 def test_timeouts_are_scaled_and_the_suite_timeout_applies(world: World) -> None:

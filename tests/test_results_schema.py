@@ -145,6 +145,9 @@ METADATA = Obj(
     optional={  # each written when its stage is reached
         "qemu_version": str,
         "accelerator": Obj({"name": OneOf(("kvm", "tcg")), "reason": str, "probed": bool}),
+        # the CPUs the kernel brought up, once it is up: QEMU's -smp, sysfs's possible and online lists
+        "cpus": Obj({"given": Either((int, None)), "possible": Either((int, None)), "online": Either((int, None))}),
+        "warnings": Arr(str),
         "timeouts": Obj({"boot": float, "boot_silence": float, "ssh": float, "suite": float, "command": float}),
         "boot_to_ssh_seconds": float,
         "ssh_port": int,
@@ -294,7 +297,7 @@ def test_a_passed_run(world: World) -> None:  # noqa: F811
     assert check_run(directory) == []
     metadata = json.loads((directory / "metadata.json").read_text())
     # A passed run reached every stage: the optional keys are all there (but `lab lava-run`'s).
-    assert set(METADATA.optional) - set(metadata) == {"console_excerpt", "lava"}
+    assert set(METADATA.optional) - set(metadata) == {"console_excerpt", "lava", "warnings"}
 
 
 def test_a_failed_and_a_cut_short_run(world: World) -> None:  # noqa: F811

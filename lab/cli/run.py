@@ -67,7 +67,7 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOut
     table = SuiteTable(log)
     outcome = guest.execute(request, prepared, cache, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
-                outcome.record.metadata.recorded("console_excerpt"))
+                outcome.record.metadata.recorded("console_excerpt"), warnings=outcome.record.metadata.recorded("warnings"))
     return outcome
 
 

@@ -71,5 +71,6 @@ def run_on_target(args: argparse.Namespace, log: Log) -> int:
         table = SuiteTable(log)
         outcome = target_run.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
-                outcome.record.metadata.recorded("console_excerpt"), "kernel log excerpt")
+                outcome.record.metadata.recorded("console_excerpt"), "kernel log excerpt",
+                warnings=outcome.record.metadata.recorded("warnings"))
     return exit_code(outcome.outcome)

@@ -28,7 +28,7 @@ from ..results import kernel_log as consolescan
 from ..results import layout
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
-from ..run import reproducer
+from ..run import cpus, reproducer
 from ..run.lifecycle import conduct
 from ..run.verdict import classify_kernel_log, verdict
 from ..vm.machine import qemu_version
@@ -200,6 +200,11 @@ def _read_back(record: RunRecord, recorded: dict[str, Any], exited: LavaExit, po
         suites.append(suite)
         record.add_suite(suite)
         table.add(suite)
+    if parsed.console:
+        counted = cpus.from_console("\n".join(parsed.console), given=lavajob.GUEST_CPUS)
+        record.update(cpus=counted.to_json())
+        if counted.warning:
+            record.warn(counted.warning)
     found = lava_verdict(parsed, suites, exited, policy)
     missing = [name for name in recorded["suites"] if name not in {s.name for s in suites}]
     if missing and found.outcome == Outcome.PASSED:
@@ -227,5 +232,6 @@ def run(job_dir: Path, results_root: Path, cache: Path, log: Log,
         return found
 
     ended = conduct(record, stages, policy=policy)
-    table.close(ended.outcome, ended.reason, record.directory, time.monotonic() - started, ended.verdict.excerpt or None)
+    table.close(ended.outcome, ended.reason, record.directory, time.monotonic() - started, ended.verdict.excerpt or None,
+                warnings=record.metadata.recorded("warnings"))
     return exit_code(ended.outcome)

@@ -25,7 +25,7 @@ from ..core.paths import GUEST_TESTS_DIR
 from ..guest.init import LAVA_FLAG, LAVA_PROMPT
 from ..kernel.acquire import sha256_file
 from ..run import suites as runner
-from ..vm.machine import BASE_CMDLINE
+from ..vm.machine import BASE_CMDLINE, MachineSpec
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 TESTDEF_PATH = "lava-suite.yaml"  # the test definition, at the top of the suites bundle
@@ -77,10 +77,13 @@ def _environment() -> jinja2.Environment:
     return env
 
 
+GUEST_CPUS = MachineSpec.cpus  # the same guest as `lab run` boots
+
+
 def qemu_extra_options(accel: str) -> list[str]:
     """QEMU options beyond LAVA's qemu device type: the lab's machine, and QEMU exits on a
     panic (panic=-1 reboots, -no-reboot stops) so LAVA sees the connection close, not a hang."""
-    options = ["-machine q35", "-smp 2", "-no-reboot"]
+    options = ["-machine q35", f"-smp {GUEST_CPUS}", "-no-reboot"]
     if accel == "tcg":
         options += ["-accel tcg,thread=multi", "-cpu max"]
     return options

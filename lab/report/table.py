@@ -24,6 +24,10 @@ def closing(outcome: Outcome, reason: str, directory: Path, seconds: float | Non
     return f"outcome: {outcome.value} ({reason})\nresults: {directory}{took}"
 
 
+def warning_line(warning: str) -> str:
+    return f"warning: {warning}"
+
+
 class SuiteTable:
     """`lab run`'s live output: the header before the first suite, a line as each suite ends,
     and the closing lines (with the kernel's excerpt when the run did not pass)."""
@@ -39,9 +43,11 @@ class SuiteTable:
         print(suite_line(result), flush=True)
 
     def close(self, outcome: Outcome, reason: str, directory: Path, seconds: float, excerpt: object,
-              excerpt_name: str = "console excerpt") -> None:
+              excerpt_name: str = "console excerpt", warnings: list[str] | None = None) -> None:
         if outcome is not Outcome.PASSED and excerpt:
             self.log(f"{excerpt_name}:\n{excerpt}")
         if not self.printed:
             print("no suite ran")
+        for warning in warnings or []:
+            print(warning_line(warning))
         print(closing(outcome, reason, directory, seconds))

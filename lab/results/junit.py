@@ -12,8 +12,8 @@ import os
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from .model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, TestRecord
 from . import layout
+from .model import ERROR, FAILED, PASSED, SKIPPED, SuiteResult, TestRecord
 
 MERGED_NAME = layout.JUNIT
 COUNTS = ("tests", "failures", "errors", "skipped")

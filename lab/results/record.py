@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from . import junit, layout
 from ..core.errors import InfraError
 from ..core.files import safe_name, write_json_atomic
 from ..core.outcome import Verdict
+from . import junit, layout
 from .model import SuiteResult
 
 
@@ -57,6 +57,7 @@ class RunMetadata:
     reproducer: str = NOT_RECORDED
     qemu_version: str | None = NOT_RECORDED  # None: no QEMU (a real machine)
     accelerator: dict[str, object] | None = NOT_RECORDED  # name, reason, probed
+    cpus: dict[str, int | None] = NOT_RECORDED  # given (QEMU's -smp), possible, online
     timeouts: dict[str, float] = NOT_RECORDED
     boot_to_ssh_seconds: float = NOT_RECORDED
     ssh_port: int = NOT_RECORDED
@@ -66,6 +67,7 @@ class RunMetadata:
     reason: str = NOT_RECORDED
     finished: str = NOT_RECORDED
     console_excerpt: str = NOT_RECORDED
+    warnings: list[str] = NOT_RECORDED  # what the run noticed that weakens what it proves
 
     def to_json(self) -> dict[str, object]:
         return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
@@ -111,6 +113,10 @@ class RunRecord:
                 raise AttributeError(f"RunMetadata has no field {name!r}")
             setattr(self.metadata, name, value)
         self.save()
+
+    def warn(self, message: str) -> None:
+        """A warning of the run (shown in its summary, kept in metadata.json's `warnings`)."""
+        self.update(warnings=[*(self.metadata.recorded("warnings") or []), message])
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

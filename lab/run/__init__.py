@@ -6,5 +6,6 @@ Modules, one job each:
   lifecycle   conduct(): record -> stages under the deadline -> Verdict -> finished record
   verdict     the monitor: the outcome from suites and kernel log, or from what a stage raised
   guest       the stages of a QEMU guest run       target  the stages of a `--target` run
+  cpus        the CPUs the kernel brought up against those it was given
   reproducer  reproducer.sh and the lab's revision for every kind of run
 """

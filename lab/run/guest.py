@@ -17,7 +17,7 @@ from ..results.record import RunRecord
 from ..vm import accel
 from ..vm.boot import booted
 from ..vm.machine import Machine, qemu_version
-from . import reproducer
+from . import cpus, reproducer
 from . import suites as suite_runner
 from .lifecycle import RunOutcome, conduct, run_suites_then_dmesg
 from .request import RunRequest
@@ -64,6 +64,11 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
             machine = m
             record.update(boot_to_ssh_seconds=round(time.monotonic() - boot_started, 3), ssh_port=m.ssh_port)
+            counted = cpus.read(target, timeouts.command, given=m.spec.cpus)
+            record.update(cpus=counted.to_json())
+            if counted.warning:
+                log(f"warning: {counted.warning}")
+                record.warn(counted.warning)
             with record.stage("ship"):
                 suite_runner.ship(target, timeouts.command, request.tree)
             run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log)

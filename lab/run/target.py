@@ -19,7 +19,7 @@ from ..results.record import RunRecord
 from ..target.base import CommandTimedOut, ConnectionLost, Target, quote_command
 from ..target.bounded import BoundedTarget
 from ..target.checks import TargetFacts
-from . import reproducer
+from . import cpus, reproducer
 from . import suites as suite_runner
 from .lifecycle import RunOutcome, conduct, run_suites_then_dmesg
 from .request import TargetRunRequest
@@ -71,6 +71,11 @@ def execute(request: TargetRunRequest, target: Target, facts: TargetFacts, log: 
         nonlocal remote_dir
         # Machines have a history: only what the kernel logs from here on is the run's.
         anchor = target.run("dmesg | tail -n 1", timeouts.command).out.strip("\n")
+        counted = cpus.read(target, timeouts.command, given=None)
+        record.update(cpus=counted.to_json())
+        if counted.warning:
+            log(f"warning: {counted.warning}")
+            record.warn(counted.warning)
         with record.stage("ship"):
             remote_dir = _make_remote_dir(target, timeouts.command)
             record.update(remote_dir=remote_dir)

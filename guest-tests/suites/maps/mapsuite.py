@@ -72,6 +72,15 @@ def need_type(features: Features, map_type: MapType) -> None:
         pytest.skip(f"kernel lacks BPF_MAP_TYPE_{map_type.name} (probe: {seen})")
 
 
+def need_two_cpus(what: str, online: bool = False) -> None:
+    """Skip a test whose meaning needs two CPUs (distinct per-CPU slots, a real race) on a kernel
+    with one: it would pass whatever the kernel did with a second CPU. Counted as a skip."""
+    count = len(os.sched_getaffinity(0)) if online else bpfmap.num_possible_cpus()
+    if count < 2:
+        kind = "online CPU" if online else "possible CPU"
+        pytest.skip(f"the kernel has one {kind}: {what} needs two (a lab build without ACPI brings up one)")
+
+
 def need_cmd(features: Features, cmd: bpfmap.Cmd) -> None:
     """Skip unless the probe found ``cmd``."""
     if not features.has_command(cmd):

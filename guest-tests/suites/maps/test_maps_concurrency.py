@@ -21,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from bpfmap import BpfError, BpfMap, Features, MapFlag, MapType, UpdateFlag
-from mapsuite import Child, Recorder, U32, need_type, spawn
+from mapsuite import Child, Recorder, U32, need_two_cpus, need_type, spawn
 
 WRITERS = 3
 OWN = 150  # keys per writer
@@ -130,6 +130,7 @@ def shared_map(request: pytest.FixtureRequest, features: Features) -> Iterator[B
 
 
 def test_concurrent_writers_and_walker(shared_map: BpfMap, record_property: Recorder) -> None:
+    need_two_cpus("racing writers against a walker", online=True)
     m = shared_map
     go_r, go_w = os.pipe()
     stop_r, stop_w = os.pipe()

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from bpfmap import BpfMap, Cmd, Features, MapType, bpf_raw, possible_cpus
-from mapsuite import elem_attr, errno_of, k, need_type
+from mapsuite import elem_attr, errno_of, k, need_two_cpus, need_type
 
 PERCPU_TYPES = [MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH]
 GUARD = 64
@@ -66,6 +66,7 @@ def raw(request: pytest.FixtureRequest, features: Features) -> Iterator[Raw]:
 
 
 def test_lookup_fills_one_slot_per_possible_cpu(raw: Raw) -> None:
+    need_two_cpus("telling per-CPU slots apart")
     vs = raw.m.value_size
     slots = [slot_value(cpu, vs) for cpu in range(raw.ncpus)]
     raw.update(1, slots)
@@ -79,6 +80,7 @@ def test_lookup_fills_one_slot_per_possible_cpu(raw: Raw) -> None:
 
 
 def test_update_reads_values_at_the_stride(raw: Raw) -> None:
+    need_two_cpus("a stride between per-CPU slots")
     # Non-zero padding between slots: the value bytes must still land in
     # the right CPU's slot (the stride is round_up(value_size, 8)).
     vs = raw.m.value_size
@@ -100,6 +102,7 @@ def test_fresh_or_missing_element(raw: Raw) -> None:
 
 
 def test_client_layout_agrees(raw: Raw) -> None:
+    need_two_cpus("telling per-CPU slots apart")
     # bpfmap's decoded view of the same element matches the raw slots.
     vs = raw.m.value_size
     slots = [slot_value(cpu + 3, vs) for cpu in range(raw.ncpus)]
