@@ -1,5 +1,5 @@
 """LAVA test case names for pytest node ids. Standard library only: the lab imports this file
-on the host too, to match LAVA's results back to the tests (lab/lavalog.py)."""
+on the host too, to match LAVA's results back to the tests (lab/lava/log.py)."""
 from __future__ import annotations
 
 import hashlib

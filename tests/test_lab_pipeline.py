@@ -1,4 +1,4 @@
-"""lab.pipeline: console classification, and execute() deciding outcomes with the boot faked."""
+"""lab.run.verdict and lab.run.guest: console classification, and execute() deciding outcomes with the boot faked."""
 from __future__ import annotations
 
 import json

@@ -272,7 +272,7 @@ DEBIAN_IDENTITY = {"origin": "debian", "spec": "debian:6.1", "package": "linux-i
 
 
 def execute(world: World, suites: tuple[str, ...] = ("maps", "dump", "pin")) -> RunOutcome:
-    """World.execute with a kernel identity as lab/kernel.py records one (World's is a stub)."""
+    """World.execute with a kernel identity as lab/kernel/acquire.py records one (World's is a stub)."""
     kernel = Kernel(world.tmp_path / "vmlinuz", "6.1.0-28-cloud-amd64", None, None, DEBIAN_IDENTITY)
     keys = LabKeys(world.tmp_path / "c", "ssh-ed25519 AAAA c", world.tmp_path / "h", "ssh-ed25519 BBBB")
     prepared = Prepared(kernel, image.Image(world.tmp_path / "rootfs.ext4", "ab" * 32),
