@@ -2,7 +2,7 @@
 
 The schemas are written down here and checked by a small checker (jsonschema is not a dependency)
 on runs made by guest_run.execute with the boot faked, on real run directories when there are any
-(LAB_SCHEMA_RUNS, default /tmp/val1), and against the README, so the three cannot drift apart.
+(the runs the e2e boots of the same session made, or LAB_SCHEMA_RUNS), and against the README, so the three cannot drift apart.
 """
 from __future__ import annotations
 
@@ -33,7 +33,10 @@ from lab.guest.assets import Prepared
 from lab.run.request import RunRequest
 
 README = Path(__file__).resolve().parent.parent / "README.md"
-REAL_RUNS = Path(os.environ.get("LAB_SCHEMA_RUNS", "/tmp/val1"))
+# Real runs: LAB_SCHEMA_RUNS (a results root) if set, else the runs this pytest session's own
+# e2e boots made (test_e2e_boot runs Debian 6.1 and 6.12 with all three suites).
+REAL_RUNS_ROOT = os.environ.get("LAB_SCHEMA_RUNS")
+E2E_RUN_TESTS = ("test_run_debian_6_1_all_suites_then_cached", "test_run_debian_6_12_all_suites")
 
 
 # --- the checker ------------------------------------------------------------------------------------
@@ -335,14 +338,23 @@ def test_a_damaged_run_fails_the_check(world: World) -> None:  # noqa: F811
 # --- on real runs ----------------------------------------------------------------------------------------
 
 
-def real_runs() -> list[Path]:
-    return sorted(p.parent for p in REAL_RUNS.glob("*/metadata.json")) if REAL_RUNS.is_dir() else []
+def real_runs(basetemp: Path) -> list[Path]:
+    if REAL_RUNS_ROOT:
+        return sorted(p.parent for p in Path(REAL_RUNS_ROOT).glob("*/metadata.json"))
+    # pytest names a test's tmp_path after the test, cut to 30 characters.
+    return sorted(p.parent for name in E2E_RUN_TESTS for p in basetemp.glob(f"{name[:30]}*/**/metadata.json"))
 
 
-@pytest.mark.parametrize("directory", real_runs() or [None], ids=lambda p: p.name if p else "none")
-def test_a_real_run_directory(directory: Path | None, tmp_path: Path) -> None:
-    if directory is None:
-        pytest.skip(f"no real run directories in {REAL_RUNS} (set LAB_SCHEMA_RUNS to a results root)")
+def test_real_run_directories(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
+    runs = real_runs(tmp_path_factory.getbasetemp())
+    if not runs:
+        pytest.skip("no real run directories: the e2e boots of this session make them (make test), "
+                    "or set LAB_SCHEMA_RUNS to a results root")
+    for directory in runs:
+        check_real_run(directory, tmp_path)
+
+
+def check_real_run(directory: Path, tmp_path: Path) -> None:
     assert check_run(directory) == []
     if not (directory / "junit.xml").exists():
         # Written before junit.xml existed: merge its real junit-<suite>.xml files in a copy and check that.
