@@ -206,3 +206,36 @@ def test_allow_list_drops_a_known_splat_and_deny_list_adds_one() -> None:
     assert [f.line for f in allowed] == [2]
     denied = scan(text, SplatPolicy(deny=(r"bpf: lab-specific",)))
     assert [(f.kind, f.line) for f in denied] == [("warning", 1), ("warning", 2), ("warning", 3)]
+
+
+# --- prefixes other than a bare timestamp (issue 14 item 6) -------------------------------------------
+
+@pytest.mark.parametrize("prefix", [
+    "[    1.234567][    T1] ",  # CONFIG_PRINTK_CALLER, a task (PID 1)
+    "[  123.456789][  T345] ",
+    "[    1.234567][    C0] ",  # CONFIG_PRINTK_CALLER, a CPU outside task context (an interrupt)
+    "[    T1] ",  # printk.time=0 with the caller
+    "[    C1] ",
+    "[    1.234567] [    T1] ",  # util-linux dmesg reading a caller kernel: a blank between
+    "<4>",  # syslog level, as `dmesg -r` prints
+    "<4>[    1.234567] ",
+    "<4>[    1.234567][    T1] ",
+    "4,321,1234567,-;",  # a /dev/kmsg record
+    "4,321,1234567,-,caller=T1;",
+])
+def test_caller_syslog_and_kmsg_prefixes(prefix: str) -> None:
+    text = lines(prefix + "WARNING: CPU: 0 PID: 1 at kernel/bpf/hashtab.c:1 f+0x0/0x1",
+                 prefix + "BUG: kernel NULL pointer dereference, address: 0000000000000008",
+                 prefix + "Oops: 0000 [#1] PREEMPT SMP NOPTI")
+    assert [(f.kind, f.title.split(":")[0], f.line) for f in consolescan.scan(text)] == [
+        ("warning", "WARNING", 1), ("crash", "BUG", 2), ("crash", "Oops", 3)]
+    assert consolescan.scan(text)[0].title == "WARNING: CPU: 0 PID: 1 at kernel/bpf/hashtab.c:1 f+0x0/0x1"
+
+
+@pytest.mark.parametrize("text", [
+    "  WARNING: an indented line is a report's body, not its header",
+    "[    1.0] [foo] WARNING: a bracket that is no caller",
+    "WARNING[    T1] the caller goes before the message",
+])
+def test_prefixes_are_only_taken_where_the_kernel_puts_them(text: str) -> None:
+    assert consolescan.scan(text + "\n") == []

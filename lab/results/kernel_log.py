@@ -1,6 +1,7 @@
-"""Find kernel crashes and warnings in a console log, so a broken kernel is never reported green.
+"""Find kernel crashes and warnings in a kernel log (a console, or dmesg), so a broken kernel is
+never reported green.
 
-A first cut of the console parser: the patterns below are the kernel's own report headers.
+The patterns below are the kernel's own report headers, matched after the line's prefix.
 """
 from __future__ import annotations
 
@@ -26,6 +27,26 @@ PATTERNS: list[tuple[str, re.Pattern[str]]] = [
 ]
 
 
+# What the kernel and the tools that read its log put before the message, each part optional, in
+# the order they come: a /dev/kmsg record header ("4,1234,5678901,-;" or "...,-,caller=T1;"), a
+# syslog level ("<4>", as `dmesg -r` prints), the printk timestamp ("[    1.234567]"), and with
+# CONFIG_PRINTK_CALLER the caller ("[    T1]" a task's PID, "[    C0]" a CPU outside a task; also
+# without a timestamp under printk.time=0; util-linux dmesg puts a space between the two). The
+# blanks after a bracket go too; a line without brackets keeps its indent (a stack trace's lines).
+PREFIX = re.compile(r"""
+    ^(?:\d+,\d+,\d+,[^;]*;)?
+    (?:<\d+>)?
+    (?:(?:\[\s*\d+\.\d+\])?(?:\s*\[\s*[TC]\d+(?:@C\d+)?\])?(?<=\])\s*)?
+    """, re.VERBOSE)
+
+
+@dataclass(frozen=True)
+class KernelLog:
+    """One source of the kernel's log lines, named for the reader: "console", "dmesg.txt"."""
+    source: str
+    text: str
+
+
 @dataclass(frozen=True)
 class Finding:
     kind: str  # crash | warning
@@ -47,7 +68,7 @@ def scan(text: str, policy: SplatPolicy = SplatPolicy()) -> list[Finding]:
     patterns = PATTERNS + [("warning", re.compile(rf"(?:{p}).*")) for p in policy.deny]
     findings = []
     for number, line in enumerate(text.replace("\r", "").splitlines(), start=1):
-        body = re.sub(r"^\[\s*\d+\.\d+\]\s*", "", line)  # drop the printk timestamp
+        body = PREFIX.sub("", line, count=1)
         for kind, pattern in patterns:
             match = pattern.match(body)
             if match:

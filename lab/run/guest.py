@@ -12,6 +12,7 @@ from ..core.outcome import Verdict
 from ..core.timeouts import Timeouts
 from ..guest.assets import Prepared
 from ..results import layout
+from ..results.kernel_log import KernelLog
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
 from ..vm import accel
@@ -34,6 +35,14 @@ def run_timeouts(request: RunRequest, accel_name: str) -> Timeouts:
 def _console_text(run_dir: Path) -> str:
     console = run_dir / layout.CONSOLE
     return console.read_text(errors="replace") if console.exists() else ""
+
+
+def _kernel_logs(run_dir: Path) -> list[KernelLog]:
+    """The console, then dmesg.txt: the whole ring buffer of this boot, with the lines the
+    console's loglevel kept off the console (`quiet` hides every WARNING)."""
+    dmesg = run_dir / layout.DMESG
+    return [KernelLog(layout.CONSOLE, _console_text(run_dir)),
+            KernelLog(layout.DMESG, dmesg.read_text(errors="replace") if dmesg.exists() else "")]
 
 
 def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
@@ -73,7 +82,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 suite_runner.ship(target, timeouts.command, request.tree)
             run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log)
         # QEMU has stopped: the console log is complete.
-        return verdict(suites, _console_text(run_dir), request.splats)
+        return verdict(suites, _kernel_logs(run_dir), request.splats)
 
     def evidence() -> Evidence:
         excerpt = machine.console.excerpt() if machine and machine.console else ""

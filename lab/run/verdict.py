@@ -2,6 +2,7 @@
 log when the stages finished, or from the exception that stopped them."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ..core.errors import InfraError
@@ -24,23 +25,33 @@ class Evidence:
     excerpt: str = ""
 
 
-def classify_kernel_log(text: str, all_passed: bool,
+KernelLogs = str | Sequence[kernel_log.KernelLog]
+
+
+def classify_kernel_log(logs: KernelLogs, all_passed: bool,
                         policy: kernel_log.SplatPolicy = kernel_log.SplatPolicy()) -> Verdict | None:
-    """A crash in the kernel's log (console or dmesg) decides the run; a warning only a green one."""
-    findings = kernel_log.scan(text, policy)
-    crashes = [f for f in findings if f.kind == "crash"]
-    if crashes:
-        return Verdict(Outcome.KERNEL_CRASHED, crashes[0].title, kernel_log.excerpt_around(text, crashes[0].line))
-    warnings = [f for f in findings if f.kind == "warning"]
-    if warnings and all_passed:
-        return Verdict(Outcome.KERNEL_WARNED, warnings[0].title, kernel_log.excerpt_around(text, warnings[0].line))
+    """A crash in the kernel's log decides the run; a warning only a green one. `logs` is one text
+    (a console, or dmesg) or several sources of the same boot, most complete first (the console,
+    then dmesg.txt, which also has what the console's loglevel kept off it, as a WARNING under
+    `quiet`). A crash in any beats a warning in any; a report two sources show is named once,
+    from the first that has one, with its excerpt from there."""
+    sources = [kernel_log.KernelLog("", logs)] if isinstance(logs, str) else list(logs)
+    found = [(log, kernel_log.scan(log.text, policy)) for log in sources]
+    kinds = [("crash", Outcome.KERNEL_CRASHED)] + ([("warning", Outcome.KERNEL_WARNED)] if all_passed else [])
+    for kind, outcome in kinds:
+        for position, (log, findings) in enumerate(found):
+            first = next((f for f in findings if f.kind == kind), None)
+            if first:
+                # Beyond the first source, say where: the reader would look for it on the console.
+                reason = first.title if position == 0 or not log.source else f"{first.title} (in {log.source})"
+                return Verdict(outcome, reason, kernel_log.excerpt_around(log.text, first.line))
     return None
 
 
-def verdict(suites: list[SuiteResult], log_text: str, policy: kernel_log.SplatPolicy) -> Verdict:
+def verdict(suites: list[SuiteResult], logs: KernelLogs, policy: kernel_log.SplatPolicy) -> Verdict:
     """The outcome of a run whose suites all ended: the kernel's log first, then timeouts, then failures."""
     all_passed = all(s.ok for s in suites)
-    classified = classify_kernel_log(log_text, all_passed, policy)
+    classified = classify_kernel_log(logs, all_passed, policy)
     if classified:
         return classified
     timed_out = [s for s in suites if s.error.startswith("timed out")]
