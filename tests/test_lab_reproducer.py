@@ -33,7 +33,7 @@ KERNEL = {"release": "6.1.0-28-cloud-amd64", "origin": "debian", "spec": "debian
           "package": "linux-image-6.1.0-28-cloud-amd64-unsigned", "version": "6.1.119-1", "config_sha256": "c" * 64}
 
 
-class Captured(Exception):
+class Captured(BaseException):  # not an Exception: `lab` would report it as infra-error
     """Stops `lab run` once it has built its RunRequest."""
 
 
@@ -216,3 +216,19 @@ def test_a_target_run_is_rerun_with_its_key_known_hosts_bounds_and_splats(tmp_pa
     args = cli.build_parser().parse_args(argv)
     assert (args.target, args.suite, args.suite_timeout, args.run_timeout) == ("ssh://root@box:22", "maps,pin", 90.0, 600.0)
     assert (args.allow_splat, args.deny_splat) == (["WARNING: harmless"], ["-EFAULT"])
+
+
+def test_a_newline_in_what_a_kernel_or_a_machine_said_is_never_a_command(tmp_path: Path, fake_repo: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14: a package version, a target's `uname -r` or a note with a newline stays in its comment."""
+    monkeypatch.setattr(reproducer, "REPO_ROOT", fake_repo)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    kernel = {**KERNEL, "version": "6.1.119-1\ntouch pwned-by-version", "release": "6.1.0\rtouch pwned-by-release"}
+    script = reproducer.write_script(run_dir, ["run", "--suite=pin"], tmp_path / "results", tmp_path / "cache",
+                                     kernel, "d" * 64, (None, False), ["a machine said\ntouch pwned-by-note"])
+    for line in script.read_text().splitlines():
+        assert "pwned" not in line or line.startswith("#"), line
+    execute_script(script, cwd=tmp_path)
+    assert not list(tmp_path.glob("pwned*"))
+    assert "6.1.119-1\\ntouch pwned-by-version" in script.read_text()  # still readable, escaped

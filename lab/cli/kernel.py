@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..core.log import stderr as log
 from ..core.paths import cache_dir
+from ..core.places import writable_directory
 from ..core.timeouts import Timeouts
 from ..guest import assets, image, keys
 from ..kernel import acquire
@@ -80,6 +81,8 @@ def cmd_image_build(args: argparse.Namespace) -> int:
 
 def cmd_boot(args: argparse.Namespace) -> int:
     spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    if args.workdir:
+        writable_directory(Path(args.workdir), "console log", "--workdir")
     cache = cache_dir()
     prepared = assets.prepare(spec, cache, log)
     with tempfile.TemporaryDirectory(prefix="lab-boot-") as tmp:

@@ -4,11 +4,13 @@ dispatch)."""
 from __future__ import annotations
 
 import argparse
+import urllib.parse
 from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.log import stderr as _log
 from ..core.paths import cache_dir
+from ..core.places import writable_directory
 from ..guest import assets
 from ..kernel import ident as kernelident
 from ..kernel.spec import parse_kernel_spec
@@ -20,6 +22,16 @@ from ..run.suites import parse_suites
 from . import options
 
 
+def artifact_url(text: str) -> str:
+    """Where a worker fetches the artifacts from: an http(s) or file URL with a place in it."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.scheme not in ("http", "https", "file") or not (parsed.netloc or parsed.path):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http://, https:// or file:// URL")
+    if any(not ch.isprintable() or ch.isspace() for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: a URL has no spaces or control characters")
+    return text
+
+
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     job = commands.add_parser("lava-job", help="write a LAVA job (QEMU device) that boots a kernel and runs suites")
     options.add_kernel(job)
@@ -27,7 +39,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     job.add_argument("--output", required=True, help="directory for job.yaml, device.yaml and the artifacts")
     job.add_argument("--accel", choices=["tcg", "kvm"], default="tcg",
                      help="the QEMU accelerator the job asks the device for (default tcg: any worker can)")
-    job.add_argument("--artifact-url", metavar="URL",
+    job.add_argument("--artifact-url", metavar="URL", type=artifact_url,
                      help="where the output directory will be published (default: file:// paths into it)")
     job.set_defaults(func=cmd_lava_job)
 
@@ -40,6 +52,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 def cmd_lava_job(args: argparse.Namespace) -> int:
     suites = parse_suites(args.suite)
     spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    output = writable_directory(Path(args.output).resolve(), "job", "--output")
     prepared = assets.prepare(spec, cache_dir(), _log)
     commit, dirty = reproducer.lab_revision()
     metadata = {
@@ -57,7 +70,7 @@ def cmd_lava_job(args: argparse.Namespace) -> int:
     inputs = lavajob.JobInputs(prepared.kernel.image, prepared.initramfs, prepared.image.path,
                                lavajob.recorded_rootfs_sha256(prepared.image.path), suites, args.accel,
                                f"bpf-kernel-lab {args.kernel} {','.join(suites)}", metadata, record)
-    written = lavajob.write(inputs, Path(args.output).resolve(), args.artifact_url)
+    written = lavajob.write(inputs, output, args.artifact_url)
     verdict = lavaschema.check(written.job, written.device)
     if verdict is None:
         _log("lava-job: not checked against LAVA's schema: lava-common is not installed (`make setup` installs it)")
@@ -71,10 +84,11 @@ def cmd_lava_job(args: argparse.Namespace) -> int:
 
 def cmd_lava_run(args: argparse.Namespace) -> int:
     job_dir = Path(args.job_dir).resolve()
+    results_root = options.results_root(args)
     if not (job_dir / "job.yaml").is_file() or not (job_dir / "device.yaml").is_file():
         raise UserError(f"{job_dir} is not a `lab lava-job` output directory (no job.yaml and device.yaml)")
     missing = lavajob.missing_local_artifacts(job_dir / "job.yaml")
     if missing:
         raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "
                         "write the job again with `lab lava-job`")
-    return lavarun.run(job_dir, options.results_root(args), cache_dir(), _log)
+    return lavarun.run(job_dir, results_root, cache_dir(), _log)

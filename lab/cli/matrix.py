@@ -6,8 +6,10 @@ import argparse
 import datetime as dt
 import os
 
-from ..core.errors import UserError
 from ..core.log import stderr as _log
+from ..core.paths import cache_dir
+from ..kernel import acquire
+from ..kernel.spec import parse_kernel_spec
 from ..matrix import children as matrixrun
 from ..matrix import html as matrixhtml
 from ..matrix import table as matrix
@@ -25,16 +27,23 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
                         help="debian:6.1, debian:6.12, build:<id> or a bzImage path (repeat: one column each)")
     options.add_suite(parser)
     options.add_results(parser)
-    parser.add_argument("--jobs", type=int, help="VMs at once (default: min(cores, MemAvailable / per-VM memory))")
+    parser.add_argument("--jobs", type=options.count, help="VMs at once (default: min(cores, MemAvailable / per-VM memory))")
     parser.add_argument("--all", action="store_true", help="also print the rows identical on every kernel")
     parser.add_argument("--accel", choices=options.ACCELERATORS, help="passed to each run")
     parser.set_defaults(func=cmd_matrix)
 
 
+def check_kernels(kernels: list[str]) -> None:
+    """Every column's kernel, checked before the first boot: one bad one is exit 2, not a report."""
+    matrixrun.refuse_duplicates(kernels)
+    cache = cache_dir()
+    for kernel in kernels:
+        acquire.check(parse_kernel_spec(kernel), cache)
+
+
 def cmd_matrix(args: argparse.Namespace) -> int:
     parse_suites(args.suite)  # a bad suite name fails before anything is fetched
-    if args.jobs is not None and args.jobs < 1:
-        raise UserError("--jobs must be at least 1")
+    check_kernels(list(args.kernel))
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     root = options.results_root(args)
     matrix_dir = matrixrun.new_matrix_dir(root)

@@ -2,12 +2,66 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 from pathlib import Path
+from typing import NoReturn
 
-from ..core.paths import results_dir
+from ..core.paths import writable_results
 from ..kernel.spec import DEFAULT_KERNEL
 from ..run.suites import SUITES
 from ..vm.accel import PROBE_TIMEOUT
+
+
+class LabParser(argparse.ArgumentParser):
+    """argparse, but bad input is one line (`lab run: error: ...`) and exit 2, like every other
+    error of the lab; `--help` still shows the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def seconds(text: str) -> float:
+    """A bound in seconds: a finite number above zero (a negative or zero bound would end every
+    stage at once and be blamed on the kernel)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: seconds must be a finite number above 0")
+    return value
+
+
+def count(text: str) -> int:
+    """A count or a job number: a whole number, at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
+
+
+def regex(text: str) -> str:
+    """A splat pattern, compiled now so a typo fails before the boot, not after the suites."""
+    try:
+        re.compile(text)
+    except re.error as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a regular expression: {exc}") from None
+    return text
+
+
+def kernel_cmdline(text: str) -> str:
+    """Extra kernel parameters: one line of printable text (a control character would end up in
+    QEMU's -append and the reproducer)."""
+    if any(not ch.isprintable() for ch in text):
+        raise argparse.ArgumentTypeError(f"{text!r}: the kernel command line must be printable text on one line")
+    if len(text) > 2048:  # x86's COMMAND_LINE_SIZE
+        raise argparse.ArgumentTypeError("the kernel command line is longer than the kernel's 2048 bytes")
+    return text
+
 
 KERNEL_HELP = "debian:6.1, debian:6.12, build:<id> or a bzImage path"
 ACCELERATORS = ["auto", "kvm", "tcg"]
@@ -30,7 +84,7 @@ def add_accel(parser: argparse.ArgumentParser, default: str | None = "auto") -> 
 
 
 def add_cmdline(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--cmdline", default="", help="extra kernel command line")
+    parser.add_argument("--cmdline", default="", type=kernel_cmdline, help="extra kernel command line")
 
 
 def add_suite(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +96,9 @@ def add_results(parser: argparse.ArgumentParser) -> None:
 
 
 def results_root(args: argparse.Namespace, resolve: bool = True) -> Path:
-    """--results, else $LAB_RESULTS or ./results. `lab run` keeps a relative --results as given,
-    so the path it prints is the one the user typed."""
-    if not args.results:
-        return results_dir()
-    return Path(args.results).resolve() if resolve else Path(args.results)
+    """--results, else $LAB_RESULTS or ./results, proven writable (call it before anything starts).
+    `lab run` keeps a relative --results as given, so the path it prints is the one the user typed."""
+    return writable_results(args.results, resolve)
 
 
 def add_source(parser: argparse.ArgumentParser) -> None:
@@ -56,25 +108,25 @@ def add_source(parser: argparse.ArgumentParser) -> None:
                         help="Kconfig fragment merged over kernel-configs/base.config (repeatable, later wins)")
     parser.add_argument("--patch", action="append", default=[], metavar="FILE",
                         help="patch (or directory of *.patch) applied in order with patch -p1 (repeatable)")
-    parser.add_argument("--jobs", type=int, help="make -j (default: all cores)")
+    parser.add_argument("--jobs", type=count, help="make -j (default: all cores)")
 
 
 def add_run_bounds(parser: argparse.ArgumentParser) -> None:
     """The suites, the results root, splat policy and every bound of a run."""
     add_suite(parser)
     add_results(parser)
-    parser.add_argument("--suite-timeout", type=float, help="seconds per suite (default 150, x4 under TCG)")
-    parser.add_argument("--allow-splat", action="append", default=[], metavar="REGEX",
+    parser.add_argument("--suite-timeout", type=seconds, help="seconds per suite (default 150, x4 under TCG)")
+    parser.add_argument("--allow-splat", action="append", default=[], metavar="REGEX", type=regex,
                         help="a console splat matching this is accepted (repeatable)")
-    parser.add_argument("--deny-splat", action="append", default=[], metavar="REGEX",
+    parser.add_argument("--deny-splat", action="append", default=[], metavar="REGEX", type=regex,
                         help="a console line matching this fails the run like a WARNING (repeatable)")
-    parser.add_argument("--run-timeout", type=float,
+    parser.add_argument("--run-timeout", type=seconds,
                         help="seconds for the whole run, boot to last suite (default: none beyond each stage's bound)")
-    parser.add_argument("--boot-timeout", type=float,
+    parser.add_argument("--boot-timeout", type=seconds,
                         help="seconds from QEMU start to init's ready marker (default 30, x4 under TCG)")
-    parser.add_argument("--ssh-timeout", type=float,
+    parser.add_argument("--ssh-timeout", type=seconds,
                         help="seconds from the ready marker to an SSH session (default 15, x4 under TCG)")
-    parser.add_argument("--command-timeout", type=float,
+    parser.add_argument("--command-timeout", type=seconds,
                         help="seconds for a housekeeping command: upload, dmesg (default 30, x4 under TCG)")
-    parser.add_argument("--probe-timeout", type=float,
+    parser.add_argument("--probe-timeout", type=seconds,
                         help=f"seconds the KVM probe boot may take to reach init (default {PROBE_TIMEOUT:.0f})")

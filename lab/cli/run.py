@@ -56,10 +56,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOutcome:
     """Boot one kernel, run the requested suites, print the table; the run's outcome and record."""
     suites = parse_suites(args.suite)
+    results_root = options.results_root(args, resolve=False)  # unwritable: said before the kernel is fetched
     cache = cache_dir()
     started = time.monotonic()
     prepared = assets.prepare(spec, cache, log)
-    request = RunRequest(spec, label, suites, args.accel, options.results_root(args, resolve=False),
+    request = RunRequest(spec, label, suites, args.accel, results_root,
                          args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
                          ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
                          probe_timeout=args.probe_timeout,
@@ -86,7 +87,9 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if not args.patch:
         raise UserError("validate needs at least one --patch (the base is the source without them)")
     parse_suites(args.suite)  # a bad suite name fails before two builds, not after
+    options.results_root(args)
     request = build_request(args)
+    kernel_build.check_request(request)  # a missing patch fails before the base build, not after it
     base = kernel_build.build(kernel_build.BuildRequest(request.source, request.fragments), cache_dir(), log,
                               jobs=args.jobs)
     patched = kernel_build.build(request, cache_dir(), log, jobs=args.jobs)

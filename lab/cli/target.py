@@ -39,6 +39,8 @@ def check_options(args: argparse.Namespace) -> None:
         if extra:
             raise UserError(f"{' and '.join(extra)} {'needs' if len(extra) == 1 else 'need'} --target")
         return
+    if args.key is not None and not Path(args.key).expanduser().is_file():
+        raise UserError(f"--key {args.key}: no such file")
     # The parser leaves these None (cmdline "") unless given, so a given default is caught too.
     given = [flag for dest, flag in BOOT_ONLY.items() if getattr(args, dest, None) not in (None, "")]
     if given:
@@ -57,6 +59,7 @@ def run_on_target(args: argparse.Namespace, log: Log) -> int:
     url = sshremote.parse_ssh_url(args.target)
     suites = parse_suites(args.suite)
     timeouts = request_timeouts(args)
+    results_root = options.results_root(args, resolve=False)
     key = Path(args.key).expanduser() if args.key else None
     known_hosts = Path(args.known_hosts or sshremote.DEFAULT_KNOWN_HOSTS).expanduser()
     started = time.monotonic()
@@ -65,7 +68,7 @@ def run_on_target(args: argparse.Namespace, log: Log) -> int:
         log(f"target {url}: kernel {facts.release} ({facts.machine}), python {facts.python}, pytest {facts.pytest}")
         for warning in facts.warnings:
             log(f"warning: {warning}")
-        request = TargetRunRequest(url, suites, options.results_root(args, resolve=False), timeouts, args.run_timeout,
+        request = TargetRunRequest(url, suites, results_root, timeouts, args.run_timeout,
                                    SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
                                    key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
         table = SuiteTable(log)

@@ -83,6 +83,8 @@ def debian_sources(codename: str, apt_dir: Path = APT_DIR) -> list[AptSource]:
     $LAB_APT_SOURCES names a sources file (one-line or deb822) to use instead.
     """
     override = os.environ.get("LAB_APT_SOURCES")
+    if override and not Path(override).is_file():
+        raise UserError(f"$LAB_APT_SOURCES {override}: no such sources file")
     files = [Path(override)] if override else [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
     found: list[AptSource] = []
     for path in files:

@@ -1,16 +1,41 @@
 """Small file helpers every stage uses: a JSON file written whole or not at all, a safe name."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 from pathlib import Path
 
+from .errors import InfraError
+
 
 def write_json_atomic(path: Path, data: object) -> None:
-    """Write then rename: a reader (a matrix watching a run, a killed lab) never sees half a file."""
+    """Write then rename: a reader (a matrix watching a run, a killed lab) never sees half a file.
+
+    On a full disk the copy beside the file may not fit while the file itself still does (a run's
+    metadata.json gains a line at its end): then it is rewritten in place, so the outcome is kept.
+    What cannot be written at all is the host's failure, InfraError naming the file.
+    """
+    text = json.dumps(data, indent=2, sort_keys=False) + "\n"
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+        return
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT) or not path.exists():
+            raise InfraError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    encoded = text.encode()
+    try:
+        # Only into blocks the file already has: a write that needs a new one would fail halfway.
+        if path.stat().st_blocks * 512 < len(encoded):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        with path.open("r+b") as handle:
+            handle.write(encoded)
+            handle.truncate()
+    except OSError as exc:
+        raise InfraError(f"cannot write {path}: {exc.strerror or exc}") from exc
 
 
 def safe_name(text: str, limit: int) -> str:

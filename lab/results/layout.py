@@ -10,6 +10,7 @@ CONSOLE = "console.log"  # the whole serial console (a guest; a LAVA job's conso
 DMESG = "dmesg.txt"  # the kernel log after the suites
 QEMU_CMDLINE = "qemu-cmdline.txt"
 REPRODUCER = "reproducer.sh"
+TRACEBACK = "lab-traceback.txt"  # a failure of the lab nobody foresaw (the run ended infra-error)
 LAVA_LOG = "lava.log"  # lava-run's own log (`lab lava-run`)
 LAVA_RESULTS = "lava-results.json"
 LAVA_CMDLINE = "lava-run-cmdline.txt"

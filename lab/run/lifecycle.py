@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import traceback
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
@@ -12,6 +13,7 @@ from typing import Callable, Iterator
 from ..core.log import Log
 from ..core.outcome import Outcome, Verdict
 from ..core.timeouts import Timeouts
+from ..results import layout
 from ..results.kernel_log import SplatPolicy
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
@@ -58,13 +60,31 @@ def conduct(record: RunRecord, stages: Stages, *, policy: SplatPolicy, run_timeo
     except FORESEEN as exc:
         verdict = verdict_for(exc, evidence(), policy)
     except Exception as exc:
-        record.finish(verdict_for(exc, Evidence(), policy))
-        raise  # a bug of the lab: recorded as infra-error, and its traceback shown
+        # Not foreseen: the host refused something (a full disk) or the lab has a bug. Recorded as
+        # infra-error if the disk still takes it, the traceback kept beside it, then raised on for
+        # `lab` to say in one line.
+        keep_traceback(record, exc)
+        try:
+            record.finish(verdict_for(exc, Evidence(), policy))
+        except Exception:  # noqa: BLE001 - the first failure is the one to report
+            pass
+        raise
     finally:
         if cleanup is not None:
             cleanup()
     record.finish(verdict)
     return RunOutcome(verdict, record, suites)
+
+
+def keep_traceback(record: RunRecord, exc: BaseException) -> None:
+    """The traceback of a failure nobody foresaw, into the run directory (best effort: the disk
+    may be what failed), named on the exception so `lab` can point at it."""
+    path = record.directory / layout.TRACEBACK
+    try:
+        path.write_text("".join(traceback.format_exception(exc)))
+    except OSError:
+        return
+    exc.add_note(f"traceback: {path}")
 
 
 @contextmanager
@@ -97,7 +117,8 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
     ConnectionLost, a timed-out suite ends the series; then the kernel log into dmesg.txt."""
     for name in names:
         with record.stage(f"suite:{name}"):
-            result = suite_runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root)
+            result = suite_runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root,
+                                            transfer_timeout=timeouts.command)
         suites.append(result)
         record.add_suite(result)  # saved before anything else can go wrong
         on_suite(result)

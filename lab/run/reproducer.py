@@ -122,6 +122,12 @@ def lab_revision(repo: Path = REPO_ROOT) -> tuple[str | None, bool]:
     return head.stdout.strip(), bool(status.stdout.strip())
 
 
+def comment_text(text: str) -> str:
+    """Text for a `#` line: what a kernel or a machine said (a release, a package version) may hold
+    a newline, which would make the rest of it a command; every control character is escaped."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def render(*, run_id: str, argv: list[str], results_root: Path, repo_root: Path, cache: Path,
            kernel: Mapping[str, object], image_digest: str, revision: tuple[str | None, bool],
            environment: Mapping[str, str], notes: list[str]) -> str:
@@ -131,13 +137,13 @@ def render(*, run_id: str, argv: list[str], results_root: Path, repo_root: Path,
         "#!/bin/sh",
         f"# Reruns bpf-kernel-lab run {run_id} with the same kernel spec, suites and options.",
         f"# usage: sh {SCRIPT_NAME} [RESULTS_ROOT]    (default: this run's results root)",
-        f"# then:  lab compare {shlex.quote(str(results_root / run_id))} NEW_RUN   (no differences: reproduced)",
+        f"# then:  lab compare {comment_text(shlex.quote(str(results_root / run_id)))} NEW_RUN   (no differences: reproduced)",
         "#",
         "# The run it reproduces:",
-        f"#   kernel: {kernelident.describe(kernel)}",
-        f"#   image:  sha256 {image_digest}",
+        f"#   kernel: {comment_text(kernelident.describe(kernel))}",
+        f"#   image:  sha256 {comment_text(image_digest)}",
         f"#   lab:    git {lab}",
-        *(f"# note: {note}" for note in notes),
+        *(f"# note: {comment_text(note)}" for note in notes),
         "set -eu",
         f"results=${{1:-{shlex.quote(str(results_root))}}}",
         'case $results in /*) ;; *) results=$PWD/$results ;; esac  # relative to where you are, not the lab',

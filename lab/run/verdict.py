@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ..core.errors import InfraError
+from ..core.errors import InfraError, describe_failure
 from ..core.outcome import Outcome, Verdict
 from ..results import kernel_log
 from ..results.model import SuiteResult
@@ -85,4 +85,4 @@ def verdict_for(exc: BaseException, evidence: Evidence, policy: kernel_log.Splat
         return Verdict(Outcome.LOST_CONNECTION, str(exc), evidence.excerpt)
     if isinstance(exc, InfraError):
         return Verdict(Outcome.INFRA_ERROR, str(exc))
-    return Verdict(Outcome.INFRA_ERROR, f"the lab failed: {type(exc).__name__}: {exc}")
+    return Verdict(Outcome.INFRA_ERROR, describe_failure(exc))
