@@ -132,7 +132,7 @@ class World:
         return 10
 
     def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
-                   root: str = runner.REMOTE_ROOT) -> SuiteResult:
+                   root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
         assert root == runner.REMOTE_ROOT  # a guest run ships to the guest's fixed place
         self.ran.append(name)
         self.suite_timeouts.append(timeout)
@@ -347,7 +347,7 @@ def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
     real_run_suite = world._run_suite
 
     def hangs_in_dump(target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
-                      root: str = runner.REMOTE_ROOT) -> SuiteResult:
+                      root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
         if name == "dump":
             time_module.sleep(30)
         return real_run_suite(target, name, run_dir, timeout, tree, root)

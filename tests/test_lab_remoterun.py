@@ -46,10 +46,10 @@ class HereTarget:
         return run_in_bash(command, command, timeout if self.enforce_timeout else 60, self.env,
                            stdout_sink=stdout_sink)
 
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         return copy_tree(local_dir, Path(remote_dir))
 
-    def get(self, remote: str, local: Path) -> bool:
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
         if not Path(remote).is_file():
             return False
         shutil.copyfile(remote, local)

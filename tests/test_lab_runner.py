@@ -47,10 +47,10 @@ class LocalTarget:
         env.pop("PYTEST_ADDOPTS", None)
         return run_in_bash(self._map(command), command, timeout, env, self.root, stdout_sink)
 
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         return copy_tree(local_dir, self.local(remote_dir), skip_dot_files=True)
 
-    def get(self, remote: str, local: Path) -> bool:
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
         source = self.local(remote)
         if not source.is_file():
             return False
@@ -284,10 +284,10 @@ def test_run_suite_with_a_target_that_times_out(run_dir: Path) -> None:
         def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
             raise CommandTimedOut(command, timeout, "partial")
 
-        def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+        def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
             raise AssertionError
 
-        def get(self, remote: str, local: Path) -> bool:
+        def get(self, remote: str, local: Path, timeout: float) -> bool:
             raise AssertionError("no report is fetched after a timeout")
 
     result = runner.run_suite(Hung(), "maps", run_dir, 300)

@@ -56,10 +56,10 @@ class CannedTarget:
         self.commands.append(command)
         return self.answers[command]
 
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         raise AssertionError("the checks ship nothing")
 
-    def get(self, remote: str, local: Path) -> bool:
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
         raise AssertionError("the checks fetch nothing")
 
 

@@ -322,7 +322,7 @@ def test_put_tree_skips_caches_and_dotfiles_and_keeps_modes(target: SshTarget, s
     (local / ".benchmarks").mkdir()
     (local / ".gitignore").write_text("*.pyc\n")
     target.run("mkdir -p /root/lab/guest-tests", timeout=10)
-    assert target.put_tree(local, "/root/lab/guest-tests") == 2
+    assert target.put_tree(local, "/root/lab/guest-tests", 10) == 2
     remote = sshd.root / "root" / "lab" / "guest-tests"
     assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*")) == ["run.sh", "suites", "suites/test_maps.py"]
     assert stat.S_IMODE((remote / "run.sh").stat().st_mode) == 0o755
@@ -333,14 +333,14 @@ def test_put_and_get(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:
     local = tmp_path / "report.xml"
     local.write_text("<testsuite/>\n")
     target.run("mkdir -p /root/lab/out", timeout=10)
-    target.put(local, "/root/lab/out/copy.xml")
+    target.put(local, "/root/lab/out/copy.xml", 10)
     assert (sshd.root / "root" / "lab" / "out" / "copy.xml").read_text() == "<testsuite/>\n"
     back = tmp_path / "back.xml"
-    assert target.get("/root/lab/out/copy.xml", back) is True
+    assert target.get("/root/lab/out/copy.xml", back, 10) is True
     assert back.read_text() == "<testsuite/>\n"
 
 
 def test_get_of_a_missing_file_is_false_and_leaves_nothing(target: SshTarget, tmp_path: Path) -> None:
     local = tmp_path / "junit-maps.xml"
-    assert target.get("/root/lab/out/maps.xml", local) is False
+    assert target.get("/root/lab/out/maps.xml", local, 10) is False
     assert not local.exists()

@@ -81,7 +81,9 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
             with record.stage("ship"):
                 suite_runner.ship(target, timeouts.command, request.tree)
             run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log)
-        # QEMU has stopped: the console log is complete.
+        # QEMU has stopped: the console log is complete (or says where not; unwritable: InfraError).
+        if m.console:
+            m.console.check_log(record.warn)
         return verdict(suites, _kernel_logs(run_dir), request.splats)
 
     def evidence() -> Evidence:

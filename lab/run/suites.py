@@ -9,13 +9,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import UserError
+from ..core.errors import InfraError, UserError
 from ..core.paths import GUEST_TESTS_DIR
 from ..results import layout
 from ..results.junit import parse_junit, parse_suite_properties
 from ..results.model import SuiteResult
 from ..results.stream import records_from_stream
-from ..target.base import CommandTimedOut, ConnectionLost, Target, quote_command
+from ..target.base import CommandTimedOut, ConnectionLost, Target, TransferRefused, quote_command
 
 REMOTE_ROOT = "/root/lab"
 REMOTE_TESTS = f"{REMOTE_ROOT}/guest-tests"
@@ -64,7 +64,7 @@ def ship(target: Target, timeout: float, tree: TestTree | None = None, root: str
     tree = tree or default_tree()
     target.run(quote_command(["rm", "-rf", root]), timeout)
     target.run(quote_command(["mkdir", "-p", _tests_dir(root), _out_dir(root)]), timeout)
-    return target.put_tree(tree.root, _tests_dir(root))
+    return target.put_tree(tree.root, _tests_dir(root), timeout)
 
 
 def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_ROOT) -> str:
@@ -74,27 +74,47 @@ def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_R
     return f"cd {quote_command([_tests_dir(root)])} && {quote_command(argv)}"
 
 
+def _cut_short(log: Path, suite: str, wall: float, why: str, rc: int | None = None, lost: bool = False) -> SuiteResult:
+    """A suite without its report: the tests that finished, from the streamed log."""
+    partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
+    return SuiteResult(suite, partial, wall, rc, why, lost=lost)
+
+
+def _write_local(path: Path, text: str, mode: str = "w") -> None:
+    """The lab's own file; a full disk is the host's failure (InfraError), not the kernel's."""
+    try:
+        with path.open(mode) as handle:
+            handle.write(text)
+    except OSError as exc:
+        raise InfraError(f"writing {path}: {exc}") from exc
+
+
 def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,
-              root: str = REMOTE_ROOT) -> SuiteResult:
-    """Run one suite. A timeout or a lost connection still gives the tests that finished."""
+              root: str = REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
+    """Run one suite (within `timeout`), then fetch its report (within `transfer_timeout`, the
+    command bound; the suite's own by default). A timeout, a lost connection or a refused report
+    still gives the tests that finished."""
     log = layout.suite_log(run_dir, suite)
     started = time.monotonic()
     try:
         result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
     except CommandTimedOut as exc:
-        why = f"timed out: {exc}"
-        partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
-        return SuiteResult(suite, partial, time.monotonic() - started, None, why)
+        return _cut_short(log, suite, time.monotonic() - started, f"timed out: {exc}")
     except ConnectionLost as exc:
-        why = f"lost connection: {exc}"
-        partial = records_from_stream(log.read_text(errors="replace") if log.exists() else "", suite, why)
-        return SuiteResult(suite, partial, time.monotonic() - started, None, why, lost=True)
+        return _cut_short(log, suite, time.monotonic() - started, f"lost connection: {exc}", lost=True)
     wall = time.monotonic() - started
     if result.err:
-        with log.open("a") as handle:
-            handle.write(result.err)
+        _write_local(log, result.err, "a")
     junit = layout.suite_junit(run_dir, suite)
-    if not target.get(f"{_out_dir(root)}/{suite}.xml", junit):
+    try:
+        fetched = target.get(f"{_out_dir(root)}/{suite}.xml", junit, transfer_timeout or timeout)
+    except CommandTimedOut as exc:
+        return _cut_short(log, suite, wall, f"timed out: {exc}", result.rc)
+    except ConnectionLost as exc:
+        return _cut_short(log, suite, wall, f"lost connection: {exc}", result.rc, lost=True)
+    except TransferRefused as exc:
+        return _cut_short(log, suite, wall, f"report refused: {exc}", result.rc)
+    if not fetched:
         return SuiteResult(suite, [], wall, result.rc, f"pytest wrote no report (exit {result.rc}): {result.err.strip()[-300:]}")
     xml_text = junit.read_text()
     return SuiteResult(suite, parse_junit(xml_text, suite), wall, result.rc, properties=parse_suite_properties(xml_text))
@@ -102,4 +122,4 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
 
 def collect_dmesg(target: Target, run_dir: Path, timeout: float) -> None:
     result = target.run("dmesg", timeout)
-    (run_dir / layout.DMESG).write_text(result.out)
+    _write_local(run_dir / layout.DMESG, result.out)

@@ -18,11 +18,17 @@ class CommandTimedOut(Exception):
         self.partial_out = partial_out
 
 
+class TransferRefused(Exception):
+    """The target offered a file the lab will not take (larger than the cap, not a regular
+    file): the guest's doing, so the suite says so; the partial copy is already deleted."""
+
+
 @dataclass(frozen=True)
 class CommandResult:
     rc: int
     out: str
     err: str
+    truncated: str = ""  # what the lab stopped keeping of the output, e.g. "stdout past 64 MiB"
 
 
 def quote_command(argv: list[str]) -> str:
@@ -31,6 +37,9 @@ def quote_command(argv: list[str]) -> str:
 
 
 class Target(Protocol):
+    """Every call is bounded by its `timeout` as a whole: past it, CommandTimedOut (or
+    ConnectionLost); a failure writing the lab's own files is InfraError."""
+
     def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult: ...
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int: ...
-    def get(self, remote: str, local: Path) -> bool: ...
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int: ...
+    def get(self, remote: str, local: Path, timeout: float) -> bool: ...

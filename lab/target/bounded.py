@@ -25,8 +25,8 @@ class BoundedTarget:
         wrapped = quote_command(["timeout", "-k", str(KILL_GRACE), bound, "sh", "-c", command])
         return self.inner.run(wrapped, timeout, stdout_sink)
 
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
-        return self.inner.put_tree(local_dir, remote_dir)
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
+        return self.inner.put_tree(local_dir, remote_dir, timeout)
 
-    def get(self, remote: str, local: Path) -> bool:
-        return self.inner.get(remote, local)
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
+        return self.inner.get(remote, local, timeout)

@@ -13,13 +13,16 @@ import socket
 import stat
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
+from typing import BinaryIO
 
 import paramiko
 
 from ..core.errors import InfraError
-from .base import CommandResult, CommandTimedOut, ConnectionLost
+from .base import CommandResult, CommandTimedOut, ConnectionLost, TransferRefused
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
 # connection problems itself, as one line.
@@ -27,7 +30,75 @@ logging.getLogger("paramiko").addHandler(logging.NullHandler())
 logging.getLogger("paramiko").propagate = False
 
 
-SFTP_TIMEOUT = 120.0  # seconds one SFTP request may take
+MiB = 1 << 20
+# What a guest may send is bounded (module constants, so tests can lower them): a command's
+# stdout (kept in memory and in its sink, each), its stderr, and one downloaded file.
+STDOUT_CAP = 64 * MiB
+STDERR_CAP = 4 * MiB
+DOWNLOAD_CAP = 64 * MiB
+# Past a transfer's deadline its SFTP channel is closed; a send stuck under the channel (a
+# frozen guest stops reading TCP) only ends with the whole connection, this much later.
+ABORT_GRACE = 2.0
+CHUNK = 32768
+
+
+def _size(count: int) -> str:
+    return f"{count // MiB} MiB" if count % MiB == 0 else f"{count} bytes"
+
+
+@contextmanager
+def _local(path: Path, doing: str) -> Iterator[None]:
+    """The lab's own file failed (a full disk): the host's problem, InfraError, never the guest's."""
+    try:
+        yield
+    except OSError as exc:
+        raise InfraError(f"{doing} {path}: {exc}") from exc
+
+
+class _Capped:
+    """One output stream of a command, kept up to `cap` bytes (and copied to the sink, if any).
+    The rest is still read, so the remote side never blocks, and dropped; the sink says where."""
+
+    def __init__(self, name: str, cap: int, sink: Path | None = None) -> None:
+        self.name = name
+        self.cap = cap
+        self.data = bytearray()
+        self.dropped = 0
+        self._sink_path = sink
+        self._sink: BinaryIO | None = None
+        if sink is not None:
+            with _local(sink, "opening"):
+                self._sink = sink.open("ab")
+
+    def add(self, chunk: bytes) -> None:
+        kept = chunk[:max(0, self.cap - len(self.data))]
+        if kept:
+            self.data += kept
+            self._write(kept)
+        if len(kept) < len(chunk):
+            if not self.dropped:
+                self._write(f"\n[lab: {self.name} truncated: more than {_size(self.cap)}; the rest was read and "
+                            f"dropped]\n".encode())
+            self.dropped += len(chunk) - len(kept)
+
+    def _write(self, data: bytes) -> None:
+        if self._sink is not None and self._sink_path is not None:
+            with _local(self._sink_path, "writing"):
+                self._sink.write(data)
+                self._sink.flush()
+
+    def text(self) -> str:
+        return self.data.decode(errors="replace")
+
+    @property
+    def note(self) -> str:
+        return f"{self.name} past {_size(self.cap)} ({self.dropped} bytes dropped)" if self.dropped else ""
+
+    def close(self) -> None:
+        if self._sink is not None and self._sink_path is not None:
+            sink, self._sink = self._sink, None
+            with _local(self._sink_path, "writing"):
+                sink.close()
 
 
 def _banner_ready(host: str, port: int) -> bool:
@@ -41,11 +112,13 @@ def _banner_ready(host: str, port: int) -> bool:
 
 
 class SshTarget:
-    """The Target contract: run, put, put_tree, get, close."""
+    """The Target contract: run, put, put_tree, get, close. What the guest sends is capped
+    (STDOUT_CAP, STDERR_CAP, DOWNLOAD_CAP); the lab's own files failing is InfraError."""
 
     def __init__(self, client: paramiko.SSHClient, description: str) -> None:
         self._client = client
         self._sftp: paramiko.SFTPClient | None = None
+        self._sftp_channel: paramiko.Channel | None = None  # the guard of a transfer closes it
         self.description = description
 
     @classmethod
@@ -95,6 +168,16 @@ class SshTarget:
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
             raise ConnectionLost("the SSH connection is closed")
+        out = _Capped("stdout", STDOUT_CAP, stdout_sink)
+        err = _Capped("stderr", STDERR_CAP)
+        try:
+            rc = self._run(transport, command, timeout, out, err)
+        finally:
+            out.close()
+        truncated = ", ".join(note for note in (out.note, err.note) if note)
+        return CommandResult(rc, out.text(), err.text(), truncated)
+
+    def _run(self, transport: paramiko.Transport, command: str, timeout: float, out: _Capped, err: _Capped) -> int:
         deadline = time.monotonic() + timeout
         # paramiko waits for the server's answer to open/exec without a bound; a frozen guest
         # never answers. Past the deadline the guard closes the transport, which ends the wait.
@@ -110,85 +193,149 @@ class SshTarget:
             raise ConnectionLost(f"SSH failed starting {command!r}: {exc}") from exc
         finally:
             guard.cancel()
-        out, err = bytearray(), bytearray()
-        sink = stdout_sink.open("ab") if stdout_sink else None
         try:
             while True:
                 while channel.recv_ready():
-                    chunk = channel.recv(65536)
-                    out += chunk
-                    if sink:
-                        sink.write(chunk)
-                        sink.flush()
+                    out.add(channel.recv(65536))  # a failing sink raises InfraError, not OSError
                 while channel.recv_stderr_ready():
-                    err += channel.recv_stderr(65536)
+                    err.add(channel.recv_stderr(65536))
                 if channel.exit_status_ready() and not channel.recv_ready() and not channel.recv_stderr_ready():
                     break
                 if not transport.is_active():
                     raise ConnectionLost(f"the SSH connection broke during {command!r}")
                 if time.monotonic() >= deadline:
-                    raise CommandTimedOut(command, timeout, out.decode(errors="replace"))
+                    raise CommandTimedOut(command, timeout, out.text())
                 select.select([channel], [], [], 0.2)
             rc = channel.recv_exit_status()
-        except (socket.error, EOFError) as exc:
+        except (OSError, EOFError) as exc:
             raise ConnectionLost(f"the SSH connection broke during {command!r}: {exc}") from exc
         finally:
             channel.close()
-            if sink:
-                sink.close()
         if rc == -1:
             raise ConnectionLost(f"{command!r} ended without an exit status (connection lost)")
-        return CommandResult(rc, out.decode(errors="replace"), err.decode(errors="replace"))
+        return rc
 
-    def _sftp_client(self) -> paramiko.SFTPClient:
+    # --- SFTP: every transfer as a whole is bounded by its timeout -------------------------------
+
+    def _sftp_client(self, timeout: float) -> paramiko.SFTPClient:
         if self._sftp is None:
-            try:
-                self._sftp = self._client.open_sftp()
-                # Reads from a frozen guest would wait forever; a bound turns that into an error.
-                channel = self._sftp.get_channel()
-                if channel is not None:
-                    channel.settimeout(SFTP_TIMEOUT)
-            except (paramiko.SSHException, OSError, EOFError) as exc:
-                raise ConnectionLost(f"SFTP failed: {exc}") from exc
+            transport = self._client.get_transport()
+            if transport is None or not transport.is_active():
+                raise ConnectionLost("the SSH connection is closed")
+            # Opened by hand (not open_sftp) so the guard has the channel to close while the
+            # subsystem request and the version exchange wait for a guest that may never answer.
+            channel = transport.open_session(timeout=timeout)
+            self._sftp_channel = channel
+            channel.invoke_subsystem("sftp")
+            self._sftp = paramiko.SFTPClient(channel)
         return self._sftp
 
-    def put(self, local: Path, remote: str) -> None:
-        try:
-            self._sftp_client().put(str(local), remote)
-        except (paramiko.SSHException, EOFError) as exc:
-            raise ConnectionLost(f"upload of {local} failed: {exc}") from exc
+    def _drop_sftp(self) -> None:
+        sftp, channel, self._sftp, self._sftp_channel = self._sftp, self._sftp_channel, None, None
+        with suppress(Exception):  # closing a broken session must never mask why it broke
+            if sftp is not None:
+                sftp.close()
+            elif channel is not None:
+                channel.close()
 
-    def put_tree(self, local_dir: Path, remote_dir: str) -> int:
-        """Upload a directory tree (no __pycache__); returns the number of files sent."""
-        sftp = self._sftp_client()
+    def _connection_broke(self) -> bool:
+        transport = self._client.get_transport()
+        channel = self._sftp_channel
+        return transport is None or not transport.is_active() or channel is None or channel.closed
+
+    @contextmanager
+    def _transfer(self, what: str, timeout: float,
+                  refused: type[Exception] = InfraError) -> Iterator[paramiko.SFTPClient]:
+        """An SFTP session for one whole transfer. Past `timeout` its channel is closed (then, if
+        that does not end it, the connection): CommandTimedOut. A broken connection is
+        ConnectionLost; an error the live target answered with (its disk full) is `refused`."""
+        expired = threading.Event()
+
+        def abort() -> None:
+            expired.set()
+            channel = self._sftp_channel
+            if channel is not None:
+                channel.close()
+
+        def give_up() -> None:
+            transport = self._client.get_transport()
+            if transport is not None:
+                transport.close()
+
+        guards = [threading.Timer(timeout, abort), threading.Timer(timeout + ABORT_GRACE, give_up)]
+        for guard in guards:
+            guard.daemon = True
+            guard.start()
+        try:
+            yield self._sftp_client(timeout)
+        except (paramiko.SSHException, EOFError, OSError) as exc:
+            broke = self._connection_broke()
+            self._drop_sftp()
+            if expired.is_set():
+                raise CommandTimedOut(what, timeout, "") from exc
+            if broke or not isinstance(exc, OSError):
+                raise ConnectionLost(f"{what} failed: {exc}") from exc
+            raise refused(f"the target refused the {what}: {exc}") from exc
+        finally:
+            for guard in guards:
+                guard.cancel()
+            if expired.is_set():
+                self._drop_sftp()
+
+    @staticmethod
+    def _upload(sftp: paramiko.SFTPClient, local: Path, remote: str) -> None:
+        with _local(local, "reading"):
+            source = local.open("rb")
+            mode = stat.S_IMODE(local.stat().st_mode)
+        with source, sftp.open(remote, "wb") as dest:
+            dest.set_pipelined(True)
+            while True:
+                with _local(local, "reading"):
+                    chunk = source.read(CHUNK)
+                if not chunk:
+                    break
+                dest.write(chunk)
+        sftp.chmod(remote, mode)
+
+    def put(self, local: Path, remote: str, timeout: float) -> None:
+        with self._transfer(f"upload of {local}", timeout) as sftp:
+            self._upload(sftp, local, remote)
+
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
+        """Upload a directory tree (no __pycache__), all of it within `timeout`; returns the number of files sent."""
+        with _local(local_dir, "reading"):
+            paths = sorted(local_dir.rglob("*"))
         count = 0
-        for path in sorted(local_dir.rglob("*")):
-            relative = path.relative_to(local_dir)
-            # Caches and dot-directories (.mypy_cache, .pytest_cache) are never shipped, nor what is in them.
-            if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
-                continue
-            target = posixpath.join(remote_dir, *relative.parts)
-            try:
+        with self._transfer(f"upload of {local_dir}", timeout) as sftp:
+            for path in paths:
+                relative = path.relative_to(local_dir)
+                # Caches and dot-directories (.mypy_cache, .pytest_cache) are never shipped, nor what is in them.
+                if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
+                    continue
+                target = posixpath.join(remote_dir, *relative.parts)
                 if path.is_dir():
                     sftp.mkdir(target)
                 else:
-                    sftp.put(str(path), target)
-                    sftp.chmod(target, stat.S_IMODE(path.stat().st_mode))
+                    self._upload(sftp, path, target)
                     count += 1
-            except (paramiko.SSHException, EOFError) as exc:
-                raise ConnectionLost(f"upload of {path} failed: {exc}") from exc
         return count
 
-    def get(self, remote: str, local: Path) -> bool:
-        """Download one file; False if the guest does not have it."""
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
+        """Download one file within `timeout`; False if the target does not have it. A file that
+        is not a regular one, or is larger than DOWNLOAD_CAP, is refused (TransferRefused)."""
         try:
-            self._sftp_client().get(remote, str(local))
+            with self._transfer(f"download of {remote}", timeout, refused=TransferRefused) as sftp:
+                try:
+                    source = sftp.open(remote, "rb")
+                except FileNotFoundError:
+                    return False
+                with source:
+                    _copy_capped(source, remote, local)
             return True
-        except FileNotFoundError:
-            local.unlink(missing_ok=True)
-            return False
-        except (paramiko.SSHException, EOFError, OSError) as exc:
-            raise ConnectionLost(f"download of {remote} failed: {exc}") from exc
+        except BaseException:
+            with suppress(OSError):
+                local.unlink(missing_ok=True)  # half a report would read as a different result
+            raise
 
     def close(self) -> None:
         if self._sftp is not None:
@@ -200,3 +347,26 @@ class SshTarget:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None, tb: TracebackType | None) -> None:
         self.close()
+
+
+def _copy_capped(source: paramiko.SFTPFile, remote: str, local: Path) -> None:
+    """Copy an open remote file to `local`, refusing what no test report can be: a device (a
+    link to /dev/zero never ends), or more than DOWNLOAD_CAP bytes (checked as it comes too:
+    the file may grow)."""
+    attributes = source.stat()
+    if attributes.st_mode is not None and not stat.S_ISREG(attributes.st_mode):
+        raise TransferRefused(f"{remote} on the target is not a regular file; not downloaded")
+    if (attributes.st_size or 0) > DOWNLOAD_CAP:
+        raise TransferRefused(f"{remote} on the target has {attributes.st_size} bytes, more than the lab takes "
+                              f"({_size(DOWNLOAD_CAP)}); not downloaded")
+    with _local(local, "writing"):
+        dest = local.open("wb", buffering=0)  # unbuffered: every failing write is seen where it happens
+    with dest:
+        received = 0
+        while chunk := source.read(CHUNK):
+            received += len(chunk)
+            if received > DOWNLOAD_CAP:
+                raise TransferRefused(f"{remote} on the target grew past {_size(DOWNLOAD_CAP)} while downloaded; "
+                                      f"not downloaded")
+            with _local(local, "writing"):
+                dest.write(chunk)

@@ -1,0 +1,359 @@
+"""What a guest can do to the lab's SSH side, and what the lab makes of it (issue 14): a guest that
+freezes in the middle of a transfer, one that sends more than the lab keeps, and a host whose own
+disk is full. Against test_lab_transport's in-process sshd, through a relay that can freeze (it
+stops moving bytes but keeps both sockets open, as QEMU does for a hung guest). No VM.
+"""
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import paramiko
+import pytest
+from test_lab_transport import FakeSshd
+
+from lab.core.errors import InfraError
+from lab.core.outcome import Outcome
+from lab.guest import keys
+from lab.results.kernel_log import SplatPolicy
+from lab.run import suites as runner
+from lab.run.verdict import verdict
+from lab.target import ssh
+from lab.target.base import (
+    CommandResult,
+    CommandTimedOut,
+    ConnectionLost,
+    TransferRefused,
+)
+from lab.target.ssh import SshTarget
+
+T = TypeVar("T")
+TIMEOUT = 1.5  # the command bound every transfer here gets
+
+
+def finishes_within(seconds: float, call: Callable[[], T]) -> T:
+    """call() in a thread: a regression that blocks fails the test instead of hanging it."""
+    box: dict[str, object] = {}
+
+    def go() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    thread = threading.Thread(target=go, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), f"still blocked after {seconds} s"
+    if "error" in box:
+        raise box["error"]  # type: ignore[misc]
+    return box["value"]  # type: ignore[return-value]
+
+
+class FreezableRelay:
+    """127.0.0.1:port -> the sshd; freeze() stops it moving bytes either way, sockets left open."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.frozen = threading.Event()
+        self.stopped = threading.Event()
+        self.sockets: list[socket.socket] = []
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, dest: socket.socket) -> None:
+        while not self.stopped.is_set():
+            if self.frozen.is_set():
+                time.sleep(0.05)  # not reading: the sender's buffers fill, as with a hung guest
+                continue
+            try:
+                if not select.select([source], [], [], 0.05)[0]:
+                    continue
+                data = source.recv(65536)
+                if not data:
+                    return
+                while self.frozen.is_set() and not self.stopped.is_set():
+                    time.sleep(0.05)
+                dest.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.listener.close()
+        for sock in self.sockets:
+            sock.close()
+
+
+@pytest.fixture
+def lab_keys(tmp_path: Path) -> keys.LabKeys:
+    return keys.ensure_keys(tmp_path / "cache")
+
+
+@pytest.fixture
+def sshd(tmp_path: Path, lab_keys: keys.LabKeys) -> Iterator[FakeSshd]:
+    root = tmp_path / "guest"
+    (root / "root" / "lab" / "out").mkdir(parents=True)
+    server = FakeSshd(root, paramiko.Ed25519Key.from_private_key_file(str(lab_keys.host_private)),
+                      paramiko.Ed25519Key.from_private_key_file(str(lab_keys.client_private)))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def relay(sshd: FakeSshd) -> Iterator[FreezableRelay]:
+    relay = FreezableRelay(sshd.port)
+    yield relay
+    relay.stop()
+
+
+@pytest.fixture
+def target(relay: FreezableRelay, lab_keys: keys.LabKeys) -> Iterator[SshTarget]:
+    with SshTarget.connect("127.0.0.1", relay.port, "root", lab_keys.client_private, lab_keys.host_public, 10) as t:
+        yield t
+
+
+def _tree(root: Path, files: int = 3, size: int = 1 << 20) -> Path:
+    """More than one SSH window (2 MiB) of data, so an upload cannot just vanish into buffers."""
+    root.mkdir()
+    for number in range(files):
+        (root / f"test_{number}.py").write_bytes(os.urandom(size))
+    return root
+
+
+# --- item 4: a guest that freezes during a transfer ------------------------------------------------
+
+BOUND = TIMEOUT + ssh.ABORT_GRACE + 3  # what the slowest way out (closing the connection) may take
+
+
+def test_an_upload_to_a_guest_that_froze_before_sftp_times_out(target: SshTarget, relay: FreezableRelay,
+                                                               tmp_path: Path) -> None:
+    tree = _tree(tmp_path / "guest-tests")
+    relay.freeze()  # the SFTP session itself is never answered
+    started = time.monotonic()
+    with pytest.raises(CommandTimedOut, match="upload of .*guest-tests.* within 2 s"):
+        finishes_within(BOUND, lambda: target.put_tree(tree, "/root/lab/guest-tests", TIMEOUT))
+    assert TIMEOUT - 0.1 <= time.monotonic() - started < BOUND
+
+
+def test_an_upload_to_a_guest_that_freezes_mid_session_times_out(target: SshTarget, relay: FreezableRelay,
+                                                                 tmp_path: Path) -> None:
+    first = tmp_path / "first.txt"
+    first.write_text("before the freeze\n")
+    target.put(first, "/root/lab/first.txt", 10)  # the SFTP session is open and working
+    tree = _tree(tmp_path / "guest-tests")
+    relay.freeze()
+    started = time.monotonic()
+    with pytest.raises(CommandTimedOut):
+        finishes_within(BOUND, lambda: target.put_tree(tree, "/root/lab/guest-tests", TIMEOUT))
+    assert TIMEOUT - 0.1 <= time.monotonic() - started < BOUND
+
+
+def test_a_download_from_a_guest_that_freezes_times_out_and_leaves_no_file(target: SshTarget, relay: FreezableRelay,
+                                                                           sshd: FakeSshd, tmp_path: Path) -> None:
+    (sshd.root / "root/lab/out/maps.xml").write_bytes(b"<testsuite>" + os.urandom(3 << 20))
+    local = tmp_path / "junit-maps.xml"
+    target.run("true", 10)
+    relay.freeze()
+    started = time.monotonic()
+    with pytest.raises(CommandTimedOut, match="download of /root/lab/out/maps.xml"):
+        finishes_within(BOUND, lambda: target.get("/root/lab/out/maps.xml", local, TIMEOUT))
+    assert TIMEOUT - 0.1 <= time.monotonic() - started < BOUND
+    assert not local.exists()
+
+
+def test_a_command_on_a_frozen_guest_times_out(target: SshTarget, relay: FreezableRelay) -> None:
+    relay.freeze()
+    with pytest.raises(CommandTimedOut):
+        finishes_within(BOUND, lambda: target.run("echo hi", TIMEOUT))
+
+
+def test_a_transfer_that_overran_on_a_live_guest_leaves_the_connection_usable(target: SshTarget, sshd: FakeSshd,
+                                                                              tmp_path: Path) -> None:
+    # The guest's SFTP server blocks opening a FIFO nobody writes: only this transfer is stuck,
+    # so only its channel is closed, and the suite's dmesg afterwards still gets an answer.
+    fifo = sshd.root / "root/lab/out/maps.xml"
+    os.mkfifo(fifo)
+    try:
+        with pytest.raises(CommandTimedOut):
+            finishes_within(BOUND, lambda: target.get("/root/lab/out/maps.xml", tmp_path / "maps.xml", TIMEOUT))
+        time.sleep(ssh.ABORT_GRACE + 0.5)  # past the point where a stuck transfer closes the connection
+        assert target.run("echo still here", 10).out == "still here\n"
+    finally:
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # lets the fake server's open return
+
+
+# --- item 9: what a guest sends is capped -----------------------------------------------------------
+
+
+def test_stdout_past_the_cap_is_drained_and_dropped_and_said(target: SshTarget, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ssh, "STDOUT_CAP", 10_000)
+    sink = tmp_path / "maps.log"
+    result = target.run("head -c 3000000 /dev/zero | tr '\\0' x; echo finished >&2", 30, stdout_sink=sink)
+    assert result.rc == 0 and result.err == "finished\n"  # the command ran to its end: nothing blocked
+    assert result.out == "x" * 10_000
+    assert "stdout past 10000 bytes" in result.truncated and "2990000 bytes dropped" in result.truncated
+    logged = sink.read_text()
+    assert logged.startswith("x" * 10_000) and len(logged) < 10_200
+    assert "[lab: stdout truncated: more than 10000 bytes; the rest was read and dropped]" in logged
+
+
+def test_stderr_past_its_cap_is_dropped(target: SshTarget, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ssh, "STDERR_CAP", 1000)
+    result = target.run("head -c 500000 /dev/zero | tr '\\0' e >&2; echo out", 30)
+    assert result.out == "out\n" and result.err == "e" * 1000
+    assert result.truncated.startswith("stderr past 1000 bytes")
+
+
+def test_output_under_the_caps_is_not_marked(target: SshTarget) -> None:
+    assert target.run("echo small", 10) == CommandResult(0, "small\n", "", "")
+
+
+def test_a_report_larger_than_the_cap_is_refused_and_not_kept(target: SshTarget, sshd: FakeSshd, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ssh, "DOWNLOAD_CAP", 1000)
+    (sshd.root / "root/lab/out/maps.xml").write_bytes(b"<" * 5000)
+    local = tmp_path / "junit-maps.xml"
+    with pytest.raises(TransferRefused, match="5000 bytes, more than the lab takes"):
+        target.get("/root/lab/out/maps.xml", local, 10)
+    assert not local.exists()
+    (sshd.root / "root/lab/out/dump.xml").write_bytes(b"<" * 1000)  # at the cap: taken
+    assert target.get("/root/lab/out/dump.xml", local, 10) and local.stat().st_size == 1000
+
+
+def test_a_report_linked_to_dev_zero_is_refused_at_once(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:
+    (sshd.root / "root/lab/out/maps.xml").symlink_to("/dev/zero")
+    local = tmp_path / "junit-maps.xml"
+    started = time.monotonic()
+    with pytest.raises(TransferRefused, match="not a regular file"):
+        target.get("/root/lab/out/maps.xml", local, 30)
+    assert time.monotonic() - started < 5 and not local.exists()
+
+
+def test_a_report_that_grows_past_the_cap_while_read_is_refused(target: SshTarget, sshd: FakeSshd, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # A /proc file says it is a regular file of 0 bytes and then has more: the size is checked as it comes.
+    monkeypatch.setattr(ssh, "DOWNLOAD_CAP", 100)
+    (sshd.root / "root/lab/out/maps.xml").symlink_to("/proc/self/maps")
+    local = tmp_path / "junit-maps.xml"
+    with pytest.raises(TransferRefused, match="grew past 100 bytes"):
+        target.get("/root/lab/out/maps.xml", local, 10)
+    assert not local.exists()
+
+
+# --- item 7: the lab's own disk full is the host's failure --------------------------------------------
+
+
+def test_a_full_disk_under_the_suite_log_is_infra_error_not_lost_connection(target: SshTarget) -> None:
+    full = Path("/dev/full")  # every write: ENOSPC
+    with pytest.raises(InfraError, match=r"writing /dev/full: \[Errno 28\] No space left on device"):
+        target.run("echo a line for the log", 10, stdout_sink=full)
+    assert target.run("echo still connected", 10).out == "still connected\n"
+
+
+def test_a_full_disk_under_a_download_is_infra_error(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:
+    (sshd.root / "root/lab/out/maps.xml").write_text("<testsuite/>\n")
+    local = tmp_path / "junit-maps.xml"
+    local.symlink_to("/dev/full")  # the local file's writes fail as on a full disk
+    with pytest.raises(InfraError, match=r"writing .*junit-maps.xml: \[Errno 28\] No space left on device"):
+        target.get("/root/lab/out/maps.xml", local, 10)
+    assert not local.is_symlink() and Path("/dev/full").exists()  # the partial (a link here) is gone, not its target
+
+
+def test_an_unreadable_local_file_is_infra_error(target: SshTarget, tmp_path: Path) -> None:
+    tree = tmp_path / "guest-tests"
+    tree.mkdir()
+    (tree / "test_gone.py").symlink_to(tmp_path / "nowhere")
+    target.run("mkdir -p /root/lab/guest-tests", 10)
+    with pytest.raises(InfraError, match=r"reading .*test_gone.py"):
+        target.put_tree(tree, "/root/lab/guest-tests", 10)
+
+
+def test_an_upload_the_live_target_refuses_is_not_a_lost_connection(target: SshTarget, tmp_path: Path) -> None:
+    local = tmp_path / "a.txt"
+    local.write_text("x\n")
+    with pytest.raises(InfraError, match="the target refused the upload"):
+        target.put(local, "/root/lab/no/such/dir/a.txt", 10)
+    assert target.run("echo fine", 10).out == "fine\n"
+
+
+# --- the runner: every one of these ends as an outcome, the finished tests kept ------------------------
+
+
+class ScriptedTarget:
+    """A Target whose suite command prints one finished test, and whose get does what it is told."""
+
+    def __init__(self, get_does: BaseException | None = None) -> None:
+        self.get_does = get_does
+        self.timeouts: dict[str, float] = {}
+
+    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        line = '@@lab-test {"event": "end", "nodeid": "suites/maps/test_a.py::test_ok", "outcome": "passed"}\n'
+        if stdout_sink is not None:
+            stdout_sink.write_text(line)
+        return CommandResult(0, line, "")
+
+    def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
+        self.timeouts["put_tree"] = timeout
+        return 0
+
+    def get(self, remote: str, local: Path, timeout: float) -> bool:
+        self.timeouts["get"] = timeout
+        if self.get_does is not None:
+            raise self.get_does
+        return False
+
+
+def test_the_report_is_fetched_within_the_command_bound_and_shipping_too(tmp_path: Path) -> None:
+    target = ScriptedTarget()
+    runner.run_suite(target, "maps", tmp_path, 300, transfer_timeout=30)
+    runner.ship(target, 45)
+    assert target.timeouts == {"get": 30, "put_tree": 45}
+
+
+def test_a_refused_report_is_a_failed_suite_with_its_finished_tests(tmp_path: Path) -> None:
+    refused = TransferRefused("/root/lab/out/maps.xml on the target has 99999999 bytes, more than the lab takes")
+    result = runner.run_suite(ScriptedTarget(refused), "maps", tmp_path, 300, transfer_timeout=30)
+    assert result.error.startswith("report refused: /root/lab/out/maps.xml") and result.pytest_rc == 0
+    assert [r.name for r in result.records] == ["test_a.py::test_ok"]
+    assert verdict([result], "", SplatPolicy()).outcome is Outcome.FAILED
+
+
+def test_a_report_download_that_times_out_is_a_timed_out_suite(tmp_path: Path) -> None:
+    stuck = CommandTimedOut("download of /root/lab/out/maps.xml", 30, "")
+    result = runner.run_suite(ScriptedTarget(stuck), "maps", tmp_path, 300, transfer_timeout=30)
+    assert result.error.startswith("timed out: 'download of") and len(result.records) == 1
+    assert verdict([result], "", SplatPolicy()).outcome is Outcome.TIMED_OUT
+
+
+def test_a_report_download_that_loses_the_connection_is_lost(tmp_path: Path) -> None:
+    result = runner.run_suite(ScriptedTarget(ConnectionLost("gone")), "maps", tmp_path, 300, transfer_timeout=30)
+    assert result.lost and result.error == "lost connection: gone" and len(result.records) == 1
+
+
+def test_a_full_disk_under_dmesg_txt_is_infra_error(tmp_path: Path) -> None:
+    (tmp_path / "dmesg.txt").symlink_to("/dev/full")
+    with pytest.raises(InfraError, match=r"writing .*dmesg.txt: \[Errno 28\] No space left on device"):
+        runner.collect_dmesg(ScriptedTarget(), tmp_path, 10)
