@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import socket
 import time
 from pathlib import Path
 
 import pytest
 
-from labfakes import fake_qemu  # noqa: F401 (a fixture)
+from labfakes import fake_qemu, make_bzimage  # noqa: F401 (a fixture)
 from lab.guest import init as guestinit
 from lab.vm import machine
 from lab.core.errors import InfraError
@@ -192,14 +193,16 @@ def test_qemu_exiting_is_a_boot_failure(tmp_path: Path, fake_qemu) -> None:
     assert "Kernel panic" in caught.value.excerpt
 
 
-def test_a_taken_port_is_reported_as_such(tmp_path: Path, fake_qemu) -> None:
-    fake_qemu('echo "qemu-system-x86_64: -netdev user,id=net0: Could not set up host forwarding rule'
-              " 'tcp:127.0.0.1:4000-:22'\"; exit 1")
+def test_a_taken_port_is_the_hosts_failure_and_says_so(tmp_path: Path, fake_qemu) -> None:
+    line = ("qemu-system-x86_64: -netdev user,id=net0: Could not set up host forwarding rule"
+            " 'tcp:127.0.0.1:4000-:22'")
+    fake_qemu(f'echo "{line}"; exit 1')
     with Machine(spec(tmp_path)) as vm:
         vm.start()
-        with pytest.raises(BootFailed) as caught:
+        with pytest.raises(machine.PortTaken) as caught:
             vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
-    assert caught.value.reason == "QEMU could not forward the SSH port"
+    assert isinstance(caught.value, InfraError) and not isinstance(caught.value, BootFailed)
+    assert caught.value.reason == line
 
 
 def test_silence_is_a_boot_timeout(tmp_path: Path, fake_qemu) -> None:
@@ -232,3 +235,154 @@ def test_qemu_version_parses_the_banner(fake_qemu) -> None:
     fake_qemu('echo "QEMU emulator version 7.2.22 (Debian 1:7.2+dfsg-7+deb12u18)"; '
               'echo "Copyright (c) 2003-2022 Fabrice Bellard and the QEMU Project developers"')
     assert machine.qemu_version() == "7.2.22"
+
+
+# --- QEMU that did not start is the host's failure (issue 14 item 8) -----------------------------
+
+REFUSALS = [
+    "qemu-system-x86_64: -kernel /cache/vmlinuz: Could not open '/cache/vmlinuz': No such file or directory",
+    "qemu-system-x86_64: cannot set up guest memory 'pc.ram': Cannot allocate memory",
+    "qemu-system-x86_64: -sandbox on,obsolete=deny: failed to install seccomp syscall filter in the kernel",
+    "qemu: could not open kernel file '/cache/vmlinuz': No such file or directory",
+    "qemu: error reading initrd /cache/initrd.cpio: Failed to open file: No such file or directory",
+]
+
+
+@pytest.mark.parametrize("line", REFUSALS)
+def test_qemu_refusing_to_start_is_an_infra_error_with_its_own_line(line: str, tmp_path: Path, fake_qemu) -> None:
+    fake_qemu(f'echo "{line}" >&2; exit 1')  # QEMU's stderr is on the pty too
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        with pytest.raises(machine.QemuDidNotStart) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+    assert isinstance(caught.value, InfraError) and not isinstance(caught.value, BootFailed)
+    assert caught.value.reason == line and str(caught.value) == line
+    assert line in caught.value.excerpt
+    assert not isinstance(caught.value, machine.PortTaken)
+
+
+def test_a_warning_before_the_error_is_not_the_reason(tmp_path: Path, fake_qemu) -> None:
+    fake_qemu('echo "qemu-system-x86_64: warning: host doesn\'t support requested feature: CPUID.01H:ECX.vmx"; '
+              'echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"; '
+              'echo "qemu-system-x86_64: ../target/i386/kvm/kvm.c:3183: kvm_buf_set_msrs: Assertion failed."; '
+              "kill -ABRT $$")
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        with pytest.raises(machine.QemuDidNotStart) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+    assert caught.value.reason == "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69"
+    assert len(caught.value.qemu_lines) == 3 and "kvm_buf_set_msrs" in caught.value.qemu_lines[2]
+
+
+def test_qemu_killed_before_the_guest_printed_anything_is_an_infra_error(tmp_path: Path, fake_qemu) -> None:
+    fake_qemu("kill -KILL $$")  # the OOM killer, say
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        with pytest.raises(machine.QemuDidNotStart) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+    assert caught.value.reason == "QEMU was killed by signal 9 before the guest printed anything"
+
+
+@pytest.mark.parametrize("body", [
+    # The kernel ran and died; QEMU's own line at the end does not make it QEMU's failure.
+    'echo "[    0.000000] Linux version 6.1.0-fake"; echo "qemu-system-x86_64: terminating on signal 15"; exit 0',
+    'echo "Probing EDD (edd=off to disable)... ok"; kill -KILL $$',  # the guest had started
+    "exit 0",  # nothing at all and a clean exit: a kernel that reset before printing (-no-reboot)
+])
+def test_a_guest_that_started_or_said_nothing_stays_boot_failed(body: str, tmp_path: Path, fake_qemu) -> None:
+    fake_qemu(body)
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        with pytest.raises(BootFailed) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+    assert caught.value.reason == "QEMU exited before init was ready"
+
+
+def test_qemu_that_cannot_be_executed_is_an_infra_error(tmp_path: Path, fake_qemu) -> None:
+    script = fake_qemu("echo never")
+    script.write_text("#!/nonexistent/interpreter\n")  # which() finds it; exec fails
+    with pytest.raises(machine.QemuDidNotStart, match="could not be started"):
+        Machine(spec(tmp_path)).start()
+
+
+def test_qemu_refusal_reads_qemus_lines_and_nothing_else() -> None:
+    guest = "\r\n[    0.000000] Linux version 6.1.0\r\n"
+    assert machine.qemu_refusal("qemu-system-x86_64: oops\r\n", None).reason == "qemu-system-x86_64: oops"
+    assert machine.qemu_refusal("/usr/bin/qemu-system-x86_64: oops\n", None) is not None
+    assert machine.qemu_refusal("qemu-system-x86_64: oops" + guest, None) is None
+    assert machine.qemu_refusal("", None) is None
+    assert machine.qemu_refusal("not qemu-system-x86_64: a guest line\n", None) is None
+    assert isinstance(machine.qemu_refusal("qemu-system-x86_64: Could not set up host forwarding rule 'x'\n", None),
+                      machine.PortTaken)
+
+
+# --- -sandbox (issue 14 item 13a) ------------------------------------------------------------------
+
+
+def test_the_sandbox_is_on_only_when_asked(tmp_path: Path) -> None:
+    assert option(machine.qemu_argv(spec(tmp_path, sandbox=True), 40022), "-sandbox") == [machine.SANDBOX]
+    assert "-sandbox" not in machine.qemu_argv(spec(tmp_path), 40022)
+    parts = machine.SANDBOX.split(",")
+    assert parts[0] == "on"
+    assert {"obsolete=deny", "elevateprivileges=deny", "spawn=deny", "resourcecontrol=deny"} <= set(parts)
+
+
+def test_sandbox_support_is_probed_once_per_qemu(tmp_path: Path, fake_qemu, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "_sandbox_verdicts", {})
+    calls = tmp_path / "calls"
+    fake_qemu(f'echo "$*" >> {calls}\n'
+              'case "$*" in *--version*) echo "QEMU emulator version 9.9.9"; exit 0;; esac\n'
+              f'case "$*" in *"-sandbox {machine.SANDBOX} -machine none"*) read cmd; [ "$cmd" = quit ] && exit 0;; esac\n'
+              "exit 1")
+    assert machine.sandbox_supported() is True
+    assert machine.sandbox_supported() is True
+    probes = [line for line in calls.read_text().splitlines() if "-sandbox" in line]
+    assert len(probes) == 1
+
+
+def test_a_qemu_without_seccomp_gets_no_sandbox(tmp_path: Path, fake_qemu, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "_sandbox_verdicts", {})
+    fake_qemu('case "$*" in *--version*) echo "QEMU emulator version 9.9.8"; exit 0;; esac\n'
+              f'echo "{machine.QEMU}: -sandbox on: There is no option group \'sandbox\'" >&2; exit 1')
+    assert machine.sandbox_supported() is False
+
+
+def test_no_qemu_means_no_sandbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert machine.sandbox_supported() is False
+
+
+needs_real_qemu = pytest.mark.skipif(shutil.which(machine.QEMU) is None, reason=f"{machine.QEMU} is not installed")
+
+
+@needs_real_qemu
+def test_this_hosts_qemu_supports_the_sandbox(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(machine, "_sandbox_verdicts", {})
+    assert machine.sandbox_supported() is True  # Debian's QEMU is built with seccomp
+
+
+# --- the real QEMU refusing to start (no guest boots: each takes well under a second) ---------------
+
+
+def _real_refusal(the_spec: MachineSpec) -> machine.QemuDidNotStart:
+    with Machine(the_spec) as vm:
+        vm.start(with_network=False)
+        with pytest.raises(machine.QemuDidNotStart) as caught:
+            vm.wait_for_marker(guestinit.READY_MARKER, timeout=30)
+    return caught.value
+
+
+@needs_real_qemu
+def test_real_qemu_without_the_memory_asked_for_did_not_start(tmp_path: Path) -> None:
+    kernel = make_bzimage(tmp_path / "vmlinuz", "6.1.0-fake")
+    (tmp_path / "initrd.cpio").write_bytes(b"07070100")
+    refused = _real_refusal(spec(tmp_path, kernel_image=kernel, rootfs=None, accel="tcg", memory_mb=10**9))
+    assert "cannot set up guest memory" in refused.reason and refused.reason.startswith(machine.QEMU + ": ")
+
+
+@needs_real_qemu
+def test_real_qemu_with_a_missing_initramfs_did_not_start(tmp_path: Path) -> None:
+    kernel = make_bzimage(tmp_path / "vmlinuz", "6.1.0-fake")
+    refused = _real_refusal(spec(tmp_path, kernel_image=kernel, initramfs=tmp_path / "gone.cpio", rootfs=None,
+                                 accel="tcg", sandbox=True))
+    assert str(tmp_path / "gone.cpio") in refused.reason

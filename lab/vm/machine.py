@@ -2,9 +2,15 @@
 
 It knows nothing of tests. QEMU runs on a pty owned by the lab (pexpect), so if the lab
 itself dies, even by SIGKILL, the pty closes and QEMU gets SIGHUP and exits.
+
+QEMU exiting before the ready marker is the kernel's failure (BootFailed) only if the guest
+got to run: QEMU that refused to start (its own error line and nothing from the guest: no
+memory, a missing file, the port taken, a sandbox it cannot install) is the host's
+(QemuDidNotStart, an InfraError).
 """
 from __future__ import annotations
 
+import os
 import re
 import shlex
 import shutil
@@ -24,7 +30,13 @@ from .console import Console, ConsoleClosed, ConsoleTimeout
 
 QEMU = "qemu-system-x86_64"
 BASE_CMDLINE = "console=ttyS0,115200 panic=-1 net.ifnames=0"
-_PORT_IN_USE = re.compile(rb"Could not set up host forwarding rule")
+_PORT_IN_USE = re.compile(r"Could not set up host forwarding rule")
+# QEMU's own messages: "qemu-system-x86_64: ..." (error_report) or "qemu: ..." (the x86 loader's
+# "qemu: could not open kernel file"), at the start of a line of the pty it shares with the guest.
+_QEMU_LINE = re.compile(r"^(?:\S*/)?qemu(?:-system-[\w-]+)?: .*$", re.MULTILINE)
+# Seccomp: no process spawning, no privilege changes, no obsolete syscalls, no scheduler/affinity calls.
+SANDBOX = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"
+SANDBOX_PROBE_TIMEOUT = 10.0
 
 
 class BootFailed(Exception):
@@ -34,6 +46,21 @@ class BootFailed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.excerpt = excerpt
+
+
+class QemuDidNotStart(InfraError):
+    """QEMU refused to start or died before the guest printed anything: the host's failure.
+    reason is QEMU's own (first) line; qemu_lines are all it said."""
+
+    def __init__(self, reason: str, excerpt: str = "", qemu_lines: tuple[str, ...] = ()) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.excerpt = excerpt
+        self.qemu_lines = qemu_lines
+
+
+class PortTaken(QemuDidNotStart):
+    """QEMU could not bind the forwarded SSH port: another process took it after free_port()."""
 
 
 class BootTimedOut(Exception):
@@ -54,6 +81,7 @@ class MachineSpec:
     memory_mb: int = 1024
     extra_cmdline: str = ""
     console_name: str = layout.CONSOLE
+    sandbox: bool = False  # -sandbox SANDBOX: only where this QEMU supports it (sandbox_supported())
 
 
 def free_port() -> int:
@@ -69,6 +97,7 @@ def qemu_argv(spec: MachineSpec, ssh_port: int | None) -> list[str]:
     argv = [
         QEMU,
         "-nodefaults", "-no-user-config", "-display", "none", "-vga", "none",
+        *(["-sandbox", SANDBOX] if spec.sandbox else []),
         "-machine", "q35", "-accel", accel, "-cpu", cpu,
         "-smp", str(spec.cpus), "-m", str(spec.memory_mb),
         "-serial", "stdio", "-monitor", "none",
@@ -100,6 +129,47 @@ def qemu_version() -> str:
     return match[1] if match else out.strip()
 
 
+_sandbox_verdicts: dict[tuple[str, str], bool] = {}
+
+
+def sandbox_supported() -> bool:
+    """Whether this QEMU runs under -sandbox SANDBOX (built with seccomp, and the kernel lets it
+    install the filter): a machine-less QEMU started with it must quit cleanly when told to.
+    Asked once per QEMU binary and version in this process (it takes ~50 ms)."""
+    path = shutil.which(QEMU)
+    if path is None:
+        return False  # Machine.start reports the missing QEMU
+    key = (os.path.realpath(path), qemu_version())
+    if key not in _sandbox_verdicts:
+        argv = [path, "-sandbox", SANDBOX, "-machine", "none", "-nodefaults", "-no-user-config",
+                "-display", "none", "-monitor", "stdio"]
+        try:
+            done = subprocess.run(argv, input="quit\n", capture_output=True, text=True,
+                                  timeout=SANDBOX_PROBE_TIMEOUT, check=False)
+            _sandbox_verdicts[key] = done.returncode == 0
+        except (OSError, subprocess.SubprocessError):
+            _sandbox_verdicts[key] = False
+    return _sandbox_verdicts[key]
+
+
+def qemu_refusal(console_text: str, killed_by: int | None, excerpt: str = "") -> QemuDidNotStart | None:
+    """QemuDidNotStart if QEMU exited before the guest printed a single line (QEMU said why, or a
+    signal killed it), else None: the guest ran, so its end is the kernel's (BootFailed)."""
+    qemu_lines = tuple(match.strip() for match in _QEMU_LINE.findall(console_text))
+    guest_lines = [line for line in console_text.replace("\r", "\n").splitlines()
+                   if line.strip() and not _QEMU_LINE.match(line)]
+    if guest_lines or not (qemu_lines or killed_by is not None):
+        return None
+    if qemu_lines:
+        # A warning ("host doesn't support requested feature") may come before the real error.
+        errors = [line for line in qemu_lines if ": warning: " not in line]
+        reason = (errors or list(qemu_lines))[0]
+    else:
+        reason = f"QEMU was killed by signal {killed_by} before the guest printed anything"
+    kind = PortTaken if _PORT_IN_USE.search(console_text) else QemuDidNotStart
+    return kind(reason, excerpt, qemu_lines)
+
+
 @dataclass
 class Machine:
     spec: MachineSpec
@@ -120,11 +190,14 @@ class Machine:
         argv = qemu_argv(self.spec, self.ssh_port)
         (self.spec.run_dir / layout.QEMU_CMDLINE).write_text(shlex.join(argv) + "\n")
         self.started_at = time.monotonic()
-        self._child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False)
+        try:
+            self._child = pexpect.spawn(argv[0], argv[1:], timeout=None, echo=False)
+        except (pexpect.ExceptionPexpect, OSError) as exc:  # e.g. a QEMU whose interpreter is gone
+            raise QemuDidNotStart(f"{QEMU} could not be started: {exc}") from exc
         self.console = Console(self._child, self.console_log)
 
     def wait_for_marker(self, marker: str, timeout: float, silence: float | None = None) -> None:
-        """Wait for an init marker; BootFailed/BootTimedOut carry a console excerpt."""
+        """Wait for an init marker; BootFailed/BootTimedOut/QemuDidNotStart carry a console excerpt."""
         assert self.console is not None
         # A failure line counts once it is complete: the console arrives in chunks.
         wanted = re.compile(re.escape(marker.encode()) + rb"|" + re.escape(guestinit.FAILURE_MARKER.encode())
@@ -133,13 +206,24 @@ class Machine:
             match = self.console.wait_for(wanted, timeout, silence)
         except ConsoleClosed:
             self.console.wait_closed(2)
-            text = self.console.text().encode()
-            reason = "QEMU could not forward the SSH port" if _PORT_IN_USE.search(text) else "QEMU exited before init was ready"
-            raise BootFailed(reason, self.console.excerpt()) from None
+            refused = qemu_refusal(self.console.text(), self._killed_by(), self.console.excerpt())
+            if refused is not None:
+                raise refused from None
+            raise BootFailed("QEMU exited before init was ready", self.console.excerpt()) from None
         except ConsoleTimeout as exc:
             raise BootTimedOut(str(exc), self.console.excerpt()) from None
         if match[0].startswith(guestinit.FAILURE_MARKER.encode()):
             raise BootFailed(match[0].decode(errors="replace").strip(), self.console.excerpt())
+
+    def _killed_by(self, timeout: float = 2.0) -> int | None:
+        """The signal that ended QEMU, once it has exited (the pty may close a moment before)."""
+        assert self._child is not None
+        deadline = time.monotonic() + timeout
+        while self._child.isalive():
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.05)
+        return self._child.signalstatus
 
     def alive(self) -> bool:
         return self._child is not None and self._child.isalive()

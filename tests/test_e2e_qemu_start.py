@@ -1,0 +1,64 @@
+"""End-to-end (issue 14 item 8): a run whose QEMU did not start is infra-error with QEMU's own
+line, while a real kernel that panics at once stays boot-failed. The same Debian 6.1 guest as
+the other e2e tests; on this host /dev/kvm is there but aborts QEMU, so the KVM probe runs too."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lab.core.outcome import Outcome
+from lab.core.paths import cache_dir
+from lab.guest import assets
+from lab.guest.assets import Prepared
+from lab.kernel.spec import parse_kernel_spec
+from lab.run import guest as guest_run
+from lab.run.lifecycle import RunOutcome
+from lab.run.request import RunRequest
+
+pytestmark = pytest.mark.boot
+
+
+@pytest.fixture(scope="module")
+def prepared() -> Prepared:
+    return assets.prepare(parse_kernel_spec("debian:6.1"), cache_dir(), lambda message: None)
+
+
+def qemu_children() -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "qemu-system"], capture_output=True, text=True,
+                           check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.fixture(autouse=True)
+def no_qemu_left() -> Iterator[None]:
+    yield
+    assert not qemu_children(), "QEMU outlived the test"
+
+
+def execute(prepared: Prepared, tmp_path: Path, **options: object) -> RunOutcome:
+    request = RunRequest(parse_kernel_spec("debian:6.1"), "debian:6.1", ["pin"], "auto",
+                         tmp_path / "results", **options)  # type: ignore[arg-type]
+    return guest_run.execute(request, prepared, cache_dir(), lambda message: None, lambda suite: None)
+
+
+def test_a_missing_initramfs_is_infra_error_with_qemus_line(prepared: Prepared, tmp_path: Path) -> None:
+    gone = tmp_path / "gone-initramfs.cpio"
+    result = execute(dataclasses.replace(prepared, initramfs=gone), tmp_path)
+    assert result.outcome is Outcome.INFRA_ERROR, result.reason
+    assert result.reason.startswith("qemu: error reading initrd ") and str(gone) in result.reason  # QEMU's own words
+    assert result.suites == []
+    assert str(gone) in (result.record.directory / "console.log").read_text()
+
+
+def test_a_kernel_that_panics_at_once_stays_boot_failed(prepared: Prepared, tmp_path: Path) -> None:
+    # No such init in the initramfs and no root device: the kernel panics right after its banner.
+    result = execute(prepared, tmp_path, extra_cmdline="rdinit=/no/such/init")
+    assert result.outcome is Outcome.BOOT_FAILED, result.reason
+    assert result.reason == "QEMU exited before init was ready"
+    console = (result.record.directory / "console.log").read_text()
+    assert "Linux version" in console and "Kernel panic" in console
