@@ -94,7 +94,11 @@ def _extract_tarball(tarball: Path, entry: Path, identity: dict[str, str]) -> So
     with tempfile.TemporaryDirectory(dir=entry.parent, prefix=".unpack-") as tmp_name:
         tmp = Path(tmp_name)
         (tmp / "entry" / "unpacked").mkdir(parents=True)
-        done = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "entry" / "unpacked")],
+        # As root GNU tar would keep the archive's owners and setuid bits: a tarball's file
+        # owners and modes are not the lab's to install. (GNU tar already strips a leading "/"
+        # and refuses ".." members and writing through a symlink.)
+        done = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "entry" / "unpacked"),
+                               "--no-same-owner", "--no-same-permissions"],
                               capture_output=True, text=True, check=False)
         if done.returncode != 0:
             why = "; ".join(done.stderr.strip().splitlines()[-2:]) or f"tar exit {done.returncode}"
