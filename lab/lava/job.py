@@ -169,13 +169,39 @@ def _url(base: str | None, path: Path) -> str:
     return f"{base.rstrip('/')}/{path.name}" if base else path.resolve().as_uri()
 
 
+# The job's own files: a directory holding only these (and dotfiles) is the job's to close.
+JOB_FILES = frozenset({"bzImage", "initramfs.cpio", "rootfs.ext4", SUITES_BUNDLE, "job.yaml", "device.yaml",
+                       "lava-job.json"})
+
+
+def _place_private(source: Path, destination: Path) -> None:
+    """The root image holds the guest's SSH host private key: 0600. A hard link shares its mode
+    with the cache's image (which holds the same key, so it is closed too); a link to an image
+    someone else owns cannot be chmod-ed, so that one becomes a copy of our own."""
+    _place(source, destination)
+    try:
+        destination.chmod(0o600)
+    except PermissionError:
+        destination.unlink()
+        shutil.copyfile(source, destination)
+        destination.chmod(0o600)
+
+
+def _close_directory(directory: Path) -> None:
+    """0700 when the directory is the job's alone; one with other things in it (a home, /tmp)
+    keeps its mode: the files holding keys are 0600 either way."""
+    if all(entry.name in JOB_FILES or entry.name.startswith(".") for entry in directory.iterdir()):
+        directory.chmod(0o700)
+
+
 def write(inputs: JobInputs, directory: Path, artifact_url: str | None = None) -> LavaJob:
     directory.mkdir(parents=True, exist_ok=True)
     placed = {"kernel": directory / "bzImage", "initrd": directory / "initramfs.cpio",
               "rootfs": directory / "rootfs.ext4"}
     _place(inputs.kernel_image, placed["kernel"])
     _place(inputs.initramfs, placed["initrd"])
-    _place(inputs.rootfs, placed["rootfs"])
+    _place_private(inputs.rootfs, placed["rootfs"])
+    _close_directory(directory)
     placed["suites"] = bundle_suites(directory / SUITES_BUNDLE)
     artifacts = {}
     for key, path in placed.items():
