@@ -231,3 +231,14 @@ def test_lab_apt_sources_that_is_no_file_is_bad_input(tmp_path: Path, capsys: py
     monkeypatch.setenv("LAB_APT_SOURCES", str(tmp_path / "none.sources"))
     with pytest.raises(UserError, match="LAB_APT_SOURCES"):
         apt.debian_sources("bookworm")
+
+
+@pytest.mark.parametrize("content", ["{", "[]", '{"job_name": "x"}'], ids=["truncated", "not an object", "keys missing"])
+def test_a_damaged_lava_job_record_is_bad_input(content: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    job = tmp_path / "job"
+    job.mkdir()
+    for name in ("job.yaml", "device.yaml"):
+        (job / name).write_text("{}\n")
+    (job / "lava-job.json").write_text(content)
+    code, line = lab_error(["lava-run", str(job), "--results", str(tmp_path / "r")], capsys)
+    assert code == 2 and "lava-job.json" in line

@@ -4,6 +4,7 @@ dispatch)."""
 from __future__ import annotations
 
 import argparse
+import json
 import urllib.parse
 from pathlib import Path
 
@@ -82,11 +83,27 @@ def cmd_lava_job(args: argparse.Namespace) -> int:
     return 0
 
 
+JOB_RECORD_KEYS = ("job_name", "suites", "accel", "metadata")
+
+
+def check_job_record(path: Path) -> None:
+    """lava-job.json is what `lab lava-job` recorded of the job; a damaged one is bad input now,
+    not a crash after lava-run has started."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a `lab lava-job` record ({exc}); write the job again with `lab lava-job`") from exc
+    missing = [key for key in JOB_RECORD_KEYS if not isinstance(recorded, dict) or key not in recorded]
+    if missing:
+        raise UserError(f"{path}: has no {', '.join(missing)}; write the job again with `lab lava-job`")
+
+
 def cmd_lava_run(args: argparse.Namespace) -> int:
     job_dir = Path(args.job_dir).resolve()
     results_root = options.results_root(args)
     if not (job_dir / "job.yaml").is_file() or not (job_dir / "device.yaml").is_file():
         raise UserError(f"{job_dir} is not a `lab lava-job` output directory (no job.yaml and device.yaml)")
+    check_job_record(job_dir / "lava-job.json")
     missing = lavajob.missing_local_artifacts(job_dir / "job.yaml")
     if missing:
         raise UserError(f"the job's artifact {missing[0]} is missing ({len(missing)} in all); "

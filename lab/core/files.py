@@ -4,6 +4,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import threading
 from pathlib import Path
 
 from .errors import InfraError
@@ -17,7 +18,8 @@ def write_json_atomic(path: Path, data: object) -> None:
     What cannot be written at all is the host's failure, InfraError naming the file.
     """
     text = json.dumps(data, indent=2, sort_keys=False) + "\n"
-    tmp = path.with_suffix(path.suffix + ".tmp")
+    # A name of this process's own: two labs writing one file (accel.json) never share a copy.
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
         tmp.write_text(text)
         os.replace(tmp, path)
