@@ -186,7 +186,7 @@ def test_build_with_a_mismatched_record_rebuilds(tmp_path: Path, monkeypatch: py
     class Stop(Exception):
         pass
 
-    def fake_run(argv: list[str], log_path: Path, what: str) -> None:
+    def fake_run(argv: list[str], log_path: Path, what: str, **options: object) -> None:
         calls.append(argv)
         raise Stop
 
@@ -220,7 +220,7 @@ def test_a_corrupted_cached_image_is_rebuilt_with_a_warning(tmp_path: Path, monk
     class Stop(Exception):
         pass
 
-    def fake_run(argv: list[str], log_path: Path, what: str) -> None:
+    def fake_run(argv: list[str], log_path: Path, what: str, **options: object) -> None:
         raise Stop
 
     monkeypatch.setattr(image, "_run_logged", fake_run)

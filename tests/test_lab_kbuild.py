@@ -289,6 +289,8 @@ def _fake_build(cache: Path, ident: str) -> Kernel:
     built = Kernel(directory / "bzImage", f"{ident.split('-')[0]}-lab", directory / "config", None,
                    {"origin": "build", "build_id": ident})
     (directory / "kernel.json").write_text(json.dumps(built.to_json()))
+    (directory / "bzImage").write_bytes(b"fake")  # load_build checks the entry holds what it names
+    (directory / "config").write_text("CONFIG_BPF_SYSCALL=y\n")
     return built
 
 

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import signal
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import apt
+from ..core import apt, lock, mounts
 from ..core.errors import InfraError
+from ..core.files import write_json_atomic
 from ..core.log import Log
 from ..core.paths import IMAGES_DIR
 from ..kernel.acquire import sha256_file
@@ -25,6 +27,7 @@ from .keys import LabKeys
 
 FORMAT_VERSION = "1"
 UNPRIVILEGED_USER = "labuser"  # for the pin suite's permission tests
+STOP_GRACE_SECONDS = 30.0  # an interrupted mmdebstrap unmounting what it mounted, then SIGKILL
 
 
 @dataclass(frozen=True)
@@ -71,15 +74,50 @@ def default_recipe(keys: LabKeys) -> ImageRecipe:
     return ImageRecipe(codename, tuple(apt.debian_sources(codename)), read_packages(), files, keys)
 
 
-def _run_logged(argv: list[str], log_path: Path, what: str) -> None:
+def _run_logged(argv: list[str], log_path: Path, what: str, keep_fds: tuple[int, ...] = ()) -> None:
+    """Run a build step into the build log. Interrupted (Ctrl-C, SIGTERM, any exception), the
+    step is stopped in order before the exception goes on: see _stop."""
     with log_path.open("ab") as log_file:
         try:
-            done = subprocess.run(argv, stdout=log_file, stderr=subprocess.STDOUT, check=False)
+            # A session of its own, so that the whole step (mmdebstrap's apt and dpkg too) is
+            # signalled at once, and by the lab only, in the order _stop takes.
+            proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                    start_new_session=True, pass_fds=keep_fds)
         except FileNotFoundError as exc:
             raise InfraError(f"{argv[0]} is not installed (run `make setup`)") from exc
-    if done.returncode != 0:
+        try:
+            returncode = proc.wait()
+        except BaseException:
+            _stop(proc)
+            raise
+    if returncode != 0:
         tail = log_path.read_text(errors="replace").strip().splitlines()[-1:] or [""]
-        raise InfraError(f"{what} failed (exit {done.returncode}): {tail[0]} — full log: {log_path}")
+        raise InfraError(f"{what} failed (exit {returncode}): {tail[0]} — full log: {log_path}")
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except ProcessLookupError:
+        pass
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the step's process group, which mmdebstrap answers by unmounting what it
+    mounted in the root; SIGKILL after STOP_GRACE_SECONDS. Signals that arrive meanwhile wait
+    (a second Ctrl-C must not cut the cleanup short), then take their course."""
+    deferred = {signal.SIGINT, signal.SIGTERM}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, deferred)
+    try:
+        _signal_group(proc, signal.SIGTERM)
+        try:
+            proc.wait(STOP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            pass
+        _signal_group(proc, signal.SIGKILL)  # the leader gone, its apt or dpkg may not be
+        proc.wait()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def _install_files(root: Path, recipe: ImageRecipe) -> None:
@@ -132,62 +170,115 @@ def _cache_problem(recorded: dict[str, object], digest: str, path: Path) -> str 
     return None
 
 
-def build(recipe: ImageRecipe, cache: Path, log: Log, force: bool = False) -> Image:
-    digest = recipe.digest()
-    directory = cache / "images" / digest[:16]
+def entry_problem(directory: Path, digest: str) -> str | None:
+    """Why the cache entry `directory` is not a usable image of `digest` ("missing" when there
+    is none), or None. A damaged entry (a truncated image.json, a lost rootfs) is a reason to
+    rebuild, never a traceback."""
     path = directory / "rootfs.ext4"
     meta = directory / "image.json"
-    if not force and meta.is_file() and path.is_file():
-        problem = _cache_problem(json.loads(meta.read_text()), digest, path)
+    if not directory.exists():
+        return "missing"
+    if not path.is_file():
+        return "has no rootfs.ext4"
+    try:
+        recorded = json.loads(meta.read_text())
+    except (OSError, ValueError) as exc:
+        return f"has an unreadable image.json ({exc})"
+    if not isinstance(recorded, dict):
+        return "has an image.json that is not a JSON object"
+    return _cache_problem(recorded, digest, path)
+
+
+def sweep_stale_builds(images: Path, log: Log, skip: Path | None = None) -> None:
+    """Remove the `.build-*` directories of builds that were killed (their mounts first); one
+    whose entry is locked belongs to a live build and is left alone."""
+    for staging in sorted(images.glob(".build-*")):
+        if staging == skip:
+            continue
+        with lock.unless_locked(lock.entry_of_staging(staging)) as free:
+            if free and staging.exists():
+                log(f"image: removing {staging}, left by an interrupted build")
+                mounts.remove_tree(staging, log)
+
+
+def _discard(staging: Path, log: Log) -> None:
+    """Remove a build directory on the way out of a failed or interrupted build, without
+    hiding why the build ended (a directory that cannot be removed is only logged)."""
+    try:
+        mounts.remove_tree(staging, log)
+    except (InfraError, OSError) as exc:
+        log(f"warning: could not remove {staging}: {exc}")
+
+
+def build(recipe: ImageRecipe, cache: Path, log: Log, force: bool = False) -> Image:
+    """The image of `recipe`, from the cache or built. Under the entry's lock: a second lab
+    asking for the same image waits for the first one's build, then uses it."""
+    digest = recipe.digest()
+    images = cache / "images"
+    directory = images / digest[:16]
+    path = directory / "rootfs.ext4"
+    images.mkdir(parents=True, exist_ok=True)
+    with lock.locked(directory, log, f"image {digest[:16]}") as lock_fd:
+        problem = "to be rebuilt (--force)" if force else entry_problem(directory, digest)
         if problem is None:
             log(f"image: {digest[:16]} (cached, nothing rebuilt)")
             return Image(path, digest)
-        log(f"warning: cached image {path} {problem}; rebuilding")
-    log(f"image: building {digest[:16]} with mmdebstrap ({recipe.codename}); this takes a few minutes")
-    started = time.monotonic()
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=directory.parent, prefix=".build-") as tmp_name:
-        tmp = Path(tmp_name)
-        root = tmp / "root"
-        build_log = tmp / "build.log"
-        _run_logged(
-            [
-                "mmdebstrap",
-                "--variant=minbase",
-                "--mode=root",
-                "--format=directory",
-                "--include=" + ",".join(recipe.packages),
-                # Documentation and translations are dead weight in a test guest.
-                "--dpkgopt=path-exclude=/usr/share/doc/*",
-                "--dpkgopt=path-exclude=/usr/share/man/*",
-                "--dpkgopt=path-exclude=/usr/share/locale/*",
-                "--customize-hook=chroot \"$1\" useradd --create-home --shell /bin/sh " + UNPRIVILEGED_USER,
-                recipe.codename,
-                str(root),
-                *(source.one_line() for source in recipe.sources),
-            ],
-            build_log,
-            "mmdebstrap",
-        )
-        _install_files(root, recipe)
-        out = tmp / "rootfs.ext4"
-        _run_logged(
-            ["mkfs.ext4", "-q", "-F", "-L", "labroot", "-d", str(root), str(out), str(_image_size_bytes(root) // 1024) + "k"],
-            build_log,
-            "mkfs.ext4",
-        )
-        if directory.exists():
-            shutil.rmtree(directory)
-        directory.mkdir()
-        out.rename(path)
-        shutil.copyfile(build_log, directory / "build.log")
-        stat = path.stat()
-        meta.write_text(json.dumps({"digest": digest, "codename": recipe.codename, "packages": list(recipe.packages),
-                                    "sources": [s.one_line() for s in recipe.sources],
-                                    "rootfs_sha256": sha256_file(path), "rootfs_size": stat.st_size,
-                                    "rootfs_mtime_ns": stat.st_mtime_ns,
-                                    "build_seconds": round(time.monotonic() - started, 1)}, indent=2) + "\n")
-    log(f"image: built in {time.monotonic() - started:.0f} s")
+        if problem != "missing":
+            log(f"warning: cached image {directory} {problem}; rebuilding")
+        staging = lock.staging_path(directory)
+        sweep_stale_builds(images, log, skip=staging)
+        if os.path.lexists(staging):  # this entry's own leftover: its lock is ours now
+            log(f"image: removing {staging}, left by an interrupted build")
+            mounts.remove_tree(staging, log)
+        staging.mkdir()
+        try:
+            _build_into(staging, recipe, digest, lock_fd, log)
+            lock.install(staging, directory)
+        finally:
+            if os.path.lexists(staging):
+                _discard(staging, log)
     return Image(path, digest)
 
 
+def _build_into(staging: Path, recipe: ImageRecipe, digest: str, lock_fd: int, log: Log) -> None:
+    log(f"image: building {digest[:16]} with mmdebstrap ({recipe.codename}); this takes a few minutes")
+    started = time.monotonic()
+    root = staging / "root"
+    build_log = staging / "build.log"
+    _run_logged(
+        [
+            "mmdebstrap",
+            "--variant=minbase",
+            "--mode=root",
+            "--format=directory",
+            "--include=" + ",".join(recipe.packages),
+            # Documentation and translations are dead weight in a test guest.
+            "--dpkgopt=path-exclude=/usr/share/doc/*",
+            "--dpkgopt=path-exclude=/usr/share/man/*",
+            "--dpkgopt=path-exclude=/usr/share/locale/*",
+            "--customize-hook=chroot \"$1\" useradd --create-home --shell /bin/sh " + UNPRIVILEGED_USER,
+            recipe.codename,
+            str(root),
+            *(source.one_line() for source in recipe.sources),
+        ],
+        build_log,
+        "mmdebstrap",
+        # mmdebstrap holds the entry's lock too: if the lab is killed outright, the next lab must
+        # not clean up (or build in) this directory while an orphaned mmdebstrap still writes it.
+        keep_fds=(lock_fd,),
+    )
+    _install_files(root, recipe)
+    path = staging / "rootfs.ext4"
+    _run_logged(
+        ["mkfs.ext4", "-q", "-F", "-L", "labroot", "-d", str(root), str(path), str(_image_size_bytes(root) // 1024) + "k"],
+        build_log,
+        "mkfs.ext4",
+    )
+    mounts.remove_tree(root, log)  # the entry keeps the image, not the tree it was made from
+    stat = path.stat()
+    write_json_atomic(staging / "image.json", {
+        "digest": digest, "codename": recipe.codename, "packages": list(recipe.packages),
+        "sources": [s.one_line() for s in recipe.sources], "rootfs_sha256": sha256_file(path),
+        "rootfs_size": stat.st_size, "rootfs_mtime_ns": stat.st_mtime_ns,
+        "build_seconds": round(time.monotonic() - started, 1)})
+    log(f"image: built in {time.monotonic() - started:.0f} s")

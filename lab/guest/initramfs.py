@@ -18,7 +18,9 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ..core import lock
 from ..core.errors import InfraError, UserError
+from ..core.log import Log, stderr
 from ..kernel.acquire import Kernel, sha256_file
 from . import init as guestinit
 
@@ -105,7 +107,7 @@ def _check_busybox() -> None:
         raise InfraError(f"{BUSYBOX} is dynamically linked; the initramfs needs busybox-static")
 
 
-def build(kernel: Kernel, cache: Path) -> Path:
+def build(kernel: Kernel, cache: Path, log: Log = stderr) -> Path:
     """The initramfs for this kernel, cached by kernel identity and init script."""
     modules = modules_for(kernel)
     init_script = guestinit.render_stage1([module_name(m) + ".ko" for m in modules])
@@ -115,10 +117,18 @@ def build(kernel: Kernel, cache: Path) -> Path:
         "\n".join([FORMAT_VERSION, kernel.release, str(kernel.image), init_script, *modules, *digests]).encode()
     ).hexdigest()[:16]
     out = cache / "initramfs" / f"{kernel.release}-{key}.cpio"
-    if out.is_file():
+    if out.is_file():  # renamed into place whole, so a file there is a finished one
         return out
     _check_busybox()
     out.parent.mkdir(parents=True, exist_ok=True)
+    # Two labs booting the same kernel at once: the second waits, then takes the first one's.
+    with lock.locked(out, log, f"initramfs {out.name}"):
+        if not out.is_file():
+            _write(out, modules, kernel, init_script)
+    return out
+
+
+def _write(out: Path, modules: list[str], kernel: Kernel, init_script: str) -> None:
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp_name:
         staging = Path(tmp_name) / "root"
         for sub in ("bin", "dev", "modules"):
@@ -140,4 +150,3 @@ def build(kernel: Kernel, cache: Path) -> Path:
                 cwd=staging, input=names.encode(), stdout=handle, check=True,
             )
         archive.rename(out)
-    return out

@@ -6,11 +6,10 @@ import json
 import re
 import shutil
 import subprocess
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from ..core import apt
+from ..core import apt, lock
 from ..core.errors import InfraError, UserError
 from ..core.log import Log
 from .kconfig import parse_config
@@ -102,45 +101,77 @@ def _debian_entry_name(package: str, version: str) -> str:
     return re.sub(r"[^A-Za-z0-9.+-]", "_", f"{package}_{version}")
 
 
+def kernel_entry(directory: Path) -> tuple[Kernel | None, str]:
+    """The kernel a cache entry (kernels/<name>, builds/<id>) holds, or None and why not
+    ("missing" when there is no entry). A truncated kernel.json or a lost file is a reason to
+    fetch or build again, never a traceback."""
+    meta = directory / "kernel.json"
+    if not directory.exists():
+        return None, "missing"
+    try:
+        kernel = Kernel.from_json(json.loads(meta.read_text()))
+    except FileNotFoundError:
+        return None, "has no kernel.json"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, AssertionError) as exc:
+        return None, f"has an unreadable kernel.json ({type(exc).__name__}: {exc})"
+    if not kernel.image.is_file():
+        return None, f"has lost its kernel image {kernel.image}"
+    if kernel.config is not None and not kernel.config.is_file():
+        return None, f"has lost its config {kernel.config}"
+    if kernel.modules is not None and not (kernel.modules / "modules.dep").is_file():
+        return None, f"has lost its modules ({kernel.modules / 'modules.dep'})"
+    return kernel, ""
+
+
 def fetch_debian(spec: DebianSpec, cache: Path, log: Log) -> Kernel:
     package, version = apt.resolve_kernel_package(spec.series, spec.flavour)
     entry = cache / "kernels" / _debian_entry_name(package, version)
-    meta = entry / "kernel.json"
-    if meta.is_file():
-        log(f"kernel: {package} {version} (cached, nothing downloaded)")
-        return Kernel.from_json(json.loads(meta.read_text()))
-    log(f"kernel: downloading {package} {version}")
     entry.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=entry.parent, prefix=".fetch-") as tmp_name:
-        tmp = Path(tmp_name)
-        deb = apt.download(package, version, tmp / "deb")
-        root = tmp / "entry"
-        (root / "pkg").mkdir(parents=True)
-        _run_checked(["dpkg-deb", "-x", str(deb), str(root / "pkg")], f"unpacking {deb.name}")
-        images = sorted((root / "pkg" / "boot").glob("vmlinuz-*"))
-        if len(images) != 1:
-            raise InfraError(f"{package}: expected one boot/vmlinuz-*, found {len(images)}")
-        release = images[0].name.removeprefix("vmlinuz-")
-        config = root / "pkg" / "boot" / f"config-{release}"
-        check_config(config, f"debian:{spec.series} ({package})")
-        _depmod(root / "pkg", release)
-        identity = {
-            "origin": "debian",
-            "spec": f"debian:{spec.series}",
-            "package": package,
-            "version": version,
-            "config_sha256": sha256_file(config),
-        }
-        final = Kernel(
-            entry / "pkg" / "boot" / images[0].name,
-            release,
-            entry / "pkg" / "boot" / config.name,
-            entry / "pkg" / "lib" / "modules" / release,
-            identity,
-        )
-        (root / "kernel.json").write_text(json.dumps(final.to_json(), indent=2) + "\n")
-        shutil.rmtree(tmp / "deb")
-        root.rename(entry)  # atomic: a half-extracted package is never taken for a cached one
+    # Under the entry's lock: a second lab asking for the same kernel waits, then finds it here.
+    with lock.locked(entry, log, f"kernel {package} {version}"):
+        cached, problem = kernel_entry(entry)
+        if cached is not None:
+            log(f"kernel: {package} {version} (cached, nothing downloaded)")
+            return cached
+        if problem != "missing":
+            log(f"warning: cached kernel {entry} {problem}; downloading it again")
+        staging = lock.staging_path(entry, ".fetch-")
+        shutil.rmtree(staging, ignore_errors=True)  # what a killed fetch of this entry left
+        try:
+            return _fetch_into(staging, entry, spec, package, version, log)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fetch_into(staging: Path, entry: Path, spec: DebianSpec, package: str, version: str, log: Log) -> Kernel:
+    log(f"kernel: downloading {package} {version}")
+    deb = apt.download(package, version, staging / "deb")
+    root = staging / "entry"
+    (root / "pkg").mkdir(parents=True)
+    _run_checked(["dpkg-deb", "-x", str(deb), str(root / "pkg")], f"unpacking {deb.name}")
+    images = sorted((root / "pkg" / "boot").glob("vmlinuz-*"))
+    if len(images) != 1:
+        raise InfraError(f"{package}: expected one boot/vmlinuz-*, found {len(images)}")
+    release = images[0].name.removeprefix("vmlinuz-")
+    config = root / "pkg" / "boot" / f"config-{release}"
+    check_config(config, f"debian:{spec.series} ({package})")
+    _depmod(root / "pkg", release)
+    identity = {
+        "origin": "debian",
+        "spec": f"debian:{spec.series}",
+        "package": package,
+        "version": version,
+        "config_sha256": sha256_file(config),
+    }
+    final = Kernel(
+        entry / "pkg" / "boot" / images[0].name,
+        release,
+        entry / "pkg" / "boot" / config.name,
+        entry / "pkg" / "lib" / "modules" / release,
+        identity,
+    )
+    (root / "kernel.json").write_text(json.dumps(final.to_json(), indent=2) + "\n")
+    lock.install(root, entry)  # atomic: a half-extracted package is never taken for a cached one
     return final
 
 
@@ -187,7 +218,12 @@ def load_build(build_id: str, cache: Path) -> Kernel:
         known = sorted(p.parent.name for p in (cache / "builds").glob("[!.]*/kernel.json"))
         hint = f"; built: {', '.join(known)}" if known else "; none built yet (lab kernel build)"
         raise UserError(f"unknown kernel build:{build_id}{hint}")
-    return Kernel.from_json(json.loads(meta.read_text()))
+    kernel, problem = kernel_entry(meta.parent)
+    if kernel is None:
+        # Only the request that made it can make it again, and the id does not say what that was.
+        raise InfraError(f"the cache entry of build:{build_id} ({meta.parent}) {problem}; "
+                         "run the `lab kernel build` that made it again to replace it")
+    return kernel
 
 
 def fetch(spec: KernelSpec, cache: Path, log: Log) -> Kernel:

@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..core import lock
 from ..core.errors import InfraError, UserError
 from ..core.log import Log
 from ..core.paths import KERNEL_CONFIGS_DIR
 from . import kconfig, kconfig_tree, patches
 from . import source as ksource
-from .acquire import Kernel, bzimage_release, load_build, sha256_file
+from .acquire import Kernel, bzimage_release, kernel_entry, load_build, sha256_file
 
 FORMAT_VERSION = "1"  # bump when the build recipe changes what comes out
 BASE_FRAGMENT = KERNEL_CONFIGS_DIR / "base.config"
@@ -216,7 +217,8 @@ def builds_dir(cache: Path) -> Path:
 def _remembered(remembered: Path, cache: Path) -> str | None:
     if remembered.is_file():
         known = remembered.read_text().strip()
-        if (builds_dir(cache) / known / "kernel.json").is_file():
+        # A damaged entry (a truncated kernel.json, a lost bzImage) is built again, not loaded.
+        if known and not known.startswith(".") and kernel_entry(builds_dir(cache) / known)[0] is not None:
             return known
     return None
 
@@ -249,7 +251,9 @@ def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # logs are kept elsewhere; ccache keeps what a rebuild needs
         remembered.parent.mkdir(parents=True, exist_ok=True)
-        remembered.write_text(ident + "\n")
+        written = remembered.with_name(f".{remembered.name}.tmp")
+        written.write_text(ident + "\n")
+        os.replace(written, remembered)  # a killed lab leaves the old answer or the new one, never half
     return Built(ident, builds_dir(cache) / ident, load_build(ident, cache), False)
 
 
@@ -273,9 +277,12 @@ def _configure_and_compile(source: ksource.SourceTree, fragments: list[Fragment]
     configured = time.monotonic()
     ident = build_id(source.version, source.identity, series, config_text)
     final_dir = builds_dir(cache) / ident
-    if (final_dir / "kernel.json").is_file():
+    cached, problem = kernel_entry(final_dir)
+    if cached is not None:
         log(f"build: build:{ident} (cached, same source, patches and config)")
     else:
+        if problem != "missing":
+            log(f"warning: cached build {final_dir} {problem}; building it again")
         _compile(tree, obj, config_text, env, ident, final_dir, source, fragments, series, jobs or os.cpu_count() or 1,
                  configured - started, log)
     return ident
@@ -308,6 +315,22 @@ def _compile(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident
         for line in errors[1:]:
             log(f"build: {line}")
         raise BuildError(f"build failed: {errors[0]} (log: {kept})")
+    # Two requests that end in the same config compile side by side; their artifacts go into
+    # builds/<id> one at a time, the second finding the first one's there.
+    with lock.locked(final_dir, log, f"build:{ident}"):
+        if kernel_entry(final_dir)[0] is not None:
+            log(f"build: build:{ident} was finished meanwhile by another lab")
+            return
+        release = _store(tree, obj, config_text, env, ident, final_dir, source, fragments, series, jobs,
+                         config_seconds, seconds, build_log)
+    log(f"build: build:{ident} ({release}) in {seconds:.0f} s")
+
+
+def _store(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident: str, final_dir: Path,
+           source: ksource.SourceTree, fragments: list[Fragment], series: list[patches.Patch], jobs: int,
+           config_seconds: float, seconds: float, build_log: Path) -> str:
+    """Install the artifacts into a staging directory, then rename it to builds/<id>, replacing a
+    damaged entry; the kernel's release. Under the entry's lock: the staging name is this build's alone."""
     staging = final_dir.parent / f".staging-{ident}"
     shutil.rmtree(staging, ignore_errors=True)
     modules, release = _install_artifacts(tree, obj, config_text, env, staging, build_log)
@@ -333,10 +356,7 @@ def _compile(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident
         "image_sha256": sha256_file(staging / "bzImage"), "ccache": _ccache_stats(env),
     }, indent=2) + "\n")
     try:
-        staging.rename(final_dir)  # atomic: a half-built entry is never taken for a cached one
-    except OSError:
-        # Another request that ended in the same config finished first: same artifacts.
-        if not (final_dir / "kernel.json").is_file():
-            raise
+        lock.install(staging, final_dir)  # atomic: a half-built entry is never taken for a cached one
+    finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log(f"build: build:{ident} ({release}) in {seconds:.0f} s")
+    return release

@@ -13,10 +13,12 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import apt
+from ..core import apt, lock
 from ..core.errors import InfraError, UserError
 from ..core.log import Log
 from .acquire import sha256_file
@@ -114,23 +116,47 @@ def _extract_tarball(tarball: Path, entry: Path, identity: dict[str, str]) -> So
     return SourceTree(entry / "tree", version, identity)
 
 
-def _cached(entry: Path) -> SourceTree | None:
+def _cached(entry: Path, log: Log) -> SourceTree | None:
+    """The unpacked tree of a cache entry, or None. A damaged entry (a truncated source.json, a
+    lost tree) is moved out of the way with a warning, to be unpacked again."""
     meta = entry / "source.json"
-    if not meta.is_file():
+    if not entry.exists():
         return None
-    data = json.loads(meta.read_text())
-    return SourceTree(entry / "tree", data["version"], data["identity"])
+    try:
+        data = json.loads(meta.read_text())
+        tree = SourceTree(entry / "tree", str(data["version"]), dict(data["identity"]))
+        if not (tree.root / "Makefile").is_file():
+            raise FileNotFoundError(f"{tree.root / 'Makefile'} is missing")
+        return tree
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        log(f"warning: cached source {entry} is damaged ({type(exc).__name__}: {exc}); unpacking it again")
+    aside = entry.with_name(f".damaged-{entry.name}-{os.getpid()}")
+    os.rename(entry, aside)
+    shutil.rmtree(aside, ignore_errors=True)
+    return None
+
+
+@contextmanager
+def _entry_locked(entry: Path, log: Log, what: str) -> Iterator[SourceTree | None]:
+    """The entry's lock, and the entry if another lab finished it first (check, lock, check again)."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with lock.locked(entry, log, what):
+        yield _cached(entry, log)
 
 
 def _debian(spec: DebianSource, cache: Path, log: Log) -> SourceTree:
     package = f"linux-source-{spec.series}"
     package, version = apt.resolve_package(package, f"debian:{spec.series}")
     entry = cache / "sources" / re.sub(r"[^A-Za-z0-9.+-]", "_", f"{package}_{version}")
-    if cached := _cached(entry):
-        log(f"source: {package} {version} (cached)")
-        return cached
+    with _entry_locked(entry, log, f"source {package} {version}") as cached:
+        if cached:
+            log(f"source: {package} {version} (cached)")
+            return cached
+        return _download_and_extract(spec, package, version, entry, log)
+
+
+def _download_and_extract(spec: DebianSource, package: str, version: str, entry: Path, log: Log) -> SourceTree:
     log(f"source: downloading {package} {version}")
-    entry.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=entry.parent, prefix=".fetch-") as tmp_name:
         tmp = Path(tmp_name)
         deb = apt.download(package, version, tmp / "deb")
@@ -148,11 +174,12 @@ def _debian(spec: DebianSource, cache: Path, log: Log) -> SourceTree:
 def _tarball(spec: TarballSource, cache: Path, log: Log) -> SourceTree:
     digest = sha256_file(spec.path)
     entry = cache / "sources" / f"tarball-{digest[:16]}"
-    if cached := _cached(entry):
-        log(f"source: {spec.path.name} (cached)")
-        return cached
-    log(f"source: unpacking {spec.path}")
-    return _extract_tarball(spec.path, entry, {"origin": "tarball", "spec": str(spec.path), "sha256": digest})
+    with _entry_locked(entry, log, f"source {spec.path.name}") as cached:
+        if cached:
+            log(f"source: {spec.path.name} (cached)")
+            return cached
+        log(f"source: unpacking {spec.path}")
+        return _extract_tarball(spec.path, entry, {"origin": "tarball", "spec": str(spec.path), "sha256": digest})
 
 
 def tree_digest(root: Path) -> str:
