@@ -303,3 +303,16 @@ def test_a_truncated_source_json_is_unpacked_again_with_a_warning(tmp_path: Path
     assert any(line.startswith("warning: cached source") and "unpacking it again" in line for line in lines), lines
     assert json.loads(meta.read_text())["version"] == "6.1.192"
     assert [p.name for p in (cache / "sources").iterdir()] == [first.root.parent.name]
+
+
+def test_a_forced_rebuild_of_a_sound_image_warns_of_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from test_lab_image import SOURCES
+
+    lab_keys = keys.ensure_keys(tmp_path, lambda line: None)
+    recipe = image.ImageRecipe("bookworm", SOURCES, ("python3",), {"/sbin/lab-init": "#!/bin/sh\n"}, lab_keys)
+    monkeypatch.setattr(image, "_run_logged", fake_steps(lab_keys))
+    image.build(recipe, tmp_path, lambda line: None)
+    lines, log = logs()
+    image.build(recipe, tmp_path, log, force=True)
+    assert any(line.startswith("image: building") for line in lines), lines
+    assert not any(line.startswith("warning:") for line in lines), lines

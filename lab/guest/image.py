@@ -219,11 +219,11 @@ def build(recipe: ImageRecipe, cache: Path, log: Log, force: bool = False) -> Im
     path = directory / "rootfs.ext4"
     images.mkdir(parents=True, exist_ok=True)
     with lock.locked(directory, log, f"image {digest[:16]}") as lock_fd:
-        problem = "to be rebuilt (--force)" if force else entry_problem(directory, digest)
-        if problem is None:
+        problem = entry_problem(directory, digest)
+        if problem is None and not force:
             log(f"image: {digest[:16]} (cached, nothing rebuilt)")
             return Image(path, digest)
-        if problem != "missing":
+        if problem not in (None, "missing"):
             log(f"warning: cached image {directory} {problem}; rebuilding")
         staging = lock.staging_path(directory)
         sweep_stale_builds(images, log, skip=staging)
