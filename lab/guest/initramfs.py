@@ -20,6 +20,7 @@ from pathlib import Path
 
 from ..core import lock
 from ..core.errors import InfraError, UserError
+from ..core.files import safe_name
 from ..core.log import Log, stderr
 from ..kernel.acquire import Kernel, sha256_file
 from . import init as guestinit
@@ -116,7 +117,8 @@ def build(kernel: Kernel, cache: Path, log: Log = stderr) -> Path:
     key = hashlib.sha256(
         "\n".join([FORMAT_VERSION, kernel.release, str(kernel.image), init_script, *modules, *digests]).encode()
     ).hexdigest()[:16]
-    out = cache / "initramfs" / f"{kernel.release}-{key}.cpio"
+    # The release came from a kernel: never a path piece as it is.
+    out = cache / "initramfs" / f"{safe_name(kernel.release, 64)}-{key}.cpio"
     if out.is_file():  # renamed into place whole, so a file there is a finished one
         return out
     _check_busybox()

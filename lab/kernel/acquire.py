@@ -16,6 +16,9 @@ from .kconfig import parse_config
 from .spec import BuildSpec, DebianSpec, KernelSpec, PathSpec
 
 REQUIRED_CONFIG = {"CONFIG_BPF_SYSCALL": "y"}
+# What `uname -r` can say: UTS_RELEASE is at most 64 bytes; the lab takes the characters
+# kernel releases are made of (6.1.0-28-cloud-amd64, 6.12.0-rc1+, 5.10.0~lab.1).
+RELEASE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,10 @@ def bzimage_release(image: Path) -> str:
     release = raw.split(b" ", 1)[0].decode(errors="replace")
     if not release:
         raise UserError(f"kernel {image}: bzImage has no version string")
+    # The string is the kernel's data: it names cache files and lines of reproducer.sh, so only
+    # what a `uname -r` can be (64 bytes, no '/', no space, no control character) is taken.
+    if not RELEASE.fullmatch(release):
+        raise UserError(f"kernel {image}: its version string {release[:80]!r} is not a kernel release")
     return release
 
 
@@ -189,7 +196,8 @@ def _find_config(spec: PathSpec) -> Path | None:
     return None
 
 
-def use_local(spec: PathSpec, log: Log) -> Kernel:
+def _check_local(spec: PathSpec) -> tuple[str, Path | None]:
+    """A kernel path's release and config, or UserError naming what is wrong with it."""
     if not spec.image.exists():
         raise UserError(f"kernel {spec.image}: no such file")
     if not spec.image.is_file():
@@ -198,12 +206,16 @@ def use_local(spec: PathSpec, log: Log) -> Kernel:
     config = _find_config(spec)
     if config:
         check_config(config, f"kernel {spec.image}")
-    else:
+    if spec.modules is not None and not (spec.modules / "modules.dep").is_file():
+        raise UserError(f"modules {spec.modules}: no modules.dep (run depmod for {release})")
+    return release, config
+
+
+def use_local(spec: PathSpec, log: Log) -> Kernel:
+    release, config = _check_local(spec)
+    if not config:
         log(f"warning: no config beside {spec.image}; CONFIG_BPF_SYSCALL is not checked")
     modules = spec.modules
-    if modules is not None:
-        if not (modules / "modules.dep").is_file():
-            raise UserError(f"modules {modules}: no modules.dep (run depmod for {release})")
     identity = {"origin": "path", "spec": str(spec.image), "image_sha256": sha256_file(spec.image)}
     if config:
         identity["config_sha256"] = sha256_file(config)
@@ -224,6 +236,18 @@ def load_build(build_id: str, cache: Path) -> Kernel:
         raise InfraError(f"the cache entry of build:{build_id} ({meta.parent}) {problem}; "
                          "run the `lab kernel build` that made it again to replace it")
     return kernel
+
+
+def check(spec: KernelSpec, cache: Path) -> None:
+    """What fetch would refuse, found without downloading or hashing anything: an unknown Debian
+    series (the host's apt lists), an unknown build id, a path that is not a bzImage with bpf(2).
+    A matrix or a validation checks every kernel this way before its first boot or build."""
+    if isinstance(spec, DebianSpec):
+        apt.resolve_kernel_package(spec.series, spec.flavour)
+    elif isinstance(spec, BuildSpec):
+        load_build(spec.build_id, cache)
+    else:
+        _check_local(spec)
 
 
 def fetch(spec: KernelSpec, cache: Path, log: Log) -> Kernel:

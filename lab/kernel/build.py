@@ -235,6 +235,13 @@ def _request_lock(path: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def check_request(request: BuildRequest) -> None:
+    """Read the fragments and patches now (UserError naming the bad one), before any source is
+    fetched or built: `lab validate` builds twice, and the second build must not be the one to fail."""
+    read_fragments(request.fragments)
+    patches.load_series(list(request.patches))
+
+
 def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None) -> Built:
     fragments = read_fragments(request.fragments)
     series = patches.load_series(list(request.patches))

@@ -165,9 +165,14 @@ def new_matrix_dir(results_root: Path) -> Path:
     raise InfraError(f"cannot create a matrix directory in {results_root}")
 
 
-def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list[str]) -> list[Child]:
+def refuse_duplicates(kernels: list[str]) -> None:
+    """The same kernel twice would be two children in one results root."""
     if len(set(kernels)) != len(kernels):
         raise UserError("lab matrix: a kernel is given twice")
+
+
+def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list[str]) -> list[Child]:
+    refuse_duplicates(kernels)
     children = []
     for index, kernel in enumerate(kernels):
         root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel, 60)}"
