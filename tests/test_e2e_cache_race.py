@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import subprocess
 import sys
 import time
@@ -44,6 +45,8 @@ def test_two_first_runs_at_once_on_an_empty_cache_both_pass(tmp_path: Path) -> N
     images = [p for p in (cache / "images").iterdir()]
     assert len(images) == 1 and images[0].is_dir(), images  # one entry; no staging, no lock file
     assert sorted(p.name for p in images[0].iterdir()) == ["build.log", "image.json", "rootfs.ext4"]
+    # The image holds the guest's SSH host private key: its owner's only (issue 14 item 13).
+    assert stat.S_IMODE((images[0] / "rootfs.ext4").stat().st_mode) == 0o600
     kernels = [p for p in (cache / "kernels").iterdir()]
     assert len(kernels) == 1 and (kernels[0] / "kernel.json").is_file(), kernels
     assert sorted(p.name for p in (cache / "keys").iterdir()) == [

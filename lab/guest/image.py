@@ -275,6 +275,7 @@ def _build_into(staging: Path, recipe: ImageRecipe, digest: str, lock_fd: int, l
         "mkfs.ext4",
     )
     mounts.remove_tree(root, log)  # the entry keeps the image, not the tree it was made from
+    path.chmod(0o600)  # it holds the guest's SSH host private key: readable by its owner only
     stat = path.stat()
     write_json_atomic(staging / "image.json", {
         "digest": digest, "codename": recipe.codename, "packages": list(recipe.packages),
