@@ -357,3 +357,22 @@ def test_a_full_disk_under_dmesg_txt_is_infra_error(tmp_path: Path) -> None:
     (tmp_path / "dmesg.txt").symlink_to("/dev/full")
     with pytest.raises(InfraError, match=r"writing .*dmesg.txt: \[Errno 28\] No space left on device"):
         runner.collect_dmesg(ScriptedTarget(), tmp_path, 10)
+
+
+def test_output_past_the_cap_is_a_warning_of_the_run(tmp_path: Path) -> None:
+    """Say so in the record: a suite whose output the lab cut is a warning in metadata.json."""
+    from lab.core.timeouts import Timeouts
+    from lab.results.record import RunRecord
+    from lab.run.lifecycle import run_suites_then_dmesg
+
+    class Truncating(ScriptedTarget):
+        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+            done = super().run(command, timeout, stdout_sink)
+            return CommandResult(done.rc, done.out, done.err, "stdout past 64 MiB, 1 GiB dropped")
+
+    record = RunRecord.create(tmp_path, "k", {})
+    said: list[str] = []
+    run_suites_then_dmesg(Truncating(), ["maps"], None, Timeouts(), record, [], lambda s: None, said.append)
+    warnings = record.metadata.recorded("warnings")
+    assert warnings == ["suite maps: output truncated (stdout past 64 MiB, 1 GiB dropped); see maps.log"]
+    assert said == ["warning: " + warnings[0]]

@@ -37,6 +37,7 @@ class SuiteResult:
     error: str = ""  # why the suite did not finish, if it did not
     properties: dict[str, str] = field(default_factory=dict)  # suite-wide facts (probed features)
     lost: bool = False  # the connection to the target broke during this suite
+    warning: str = ""  # what weakens the result without failing it (output past the lab's cap)
 
     def count(self, outcome: str) -> int:
         return sum(1 for record in self.records if record.outcome == outcome)

@@ -121,6 +121,9 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
                                             transfer_timeout=timeouts.command)
         suites.append(result)
         record.add_suite(result)  # saved before anything else can go wrong
+        if result.warning:
+            log(f"warning: {result.warning}")
+            record.warn(result.warning)
         on_suite(result)
         if result.lost:
             raise ConnectionLost(result.error)

@@ -114,10 +114,13 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
         return _cut_short(log, suite, wall, f"lost connection: {exc}", result.rc, lost=True)
     except TransferRefused as exc:
         return _cut_short(log, suite, wall, f"report refused: {exc}", result.rc)
+    warning = f"suite {suite}: output truncated ({result.truncated}); see {log.name}" if result.truncated else ""
     if not fetched:
-        return SuiteResult(suite, [], wall, result.rc, f"pytest wrote no report (exit {result.rc}): {result.err.strip()[-300:]}")
+        return SuiteResult(suite, [], wall, result.rc, f"pytest wrote no report (exit {result.rc}): {result.err.strip()[-300:]}",
+                           warning=warning)
     xml_text = junit.read_text()
-    return SuiteResult(suite, parse_junit(xml_text, suite), wall, result.rc, properties=parse_suite_properties(xml_text))
+    return SuiteResult(suite, parse_junit(xml_text, suite), wall, result.rc, properties=parse_suite_properties(xml_text),
+                       warning=warning)
 
 
 def collect_dmesg(target: Target, run_dir: Path, timeout: float) -> None:
