@@ -19,6 +19,20 @@ def qemu_pids() -> set[int]:
     return {int(pid) for pid in found.split()}
 
 
+def own_qemu_children() -> list[int]:
+    """This process's QEMUs only: other processes may be booting guests beside the test."""
+    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "qemu-system"], capture_output=True, text=True,
+                           check=False)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+@pytest.fixture
+def no_own_qemu_left() -> Iterator[None]:
+    """For tests that boot in-process: none of this process's QEMUs outlives the test."""
+    yield
+    assert not own_qemu_children(), "QEMU outlived the test"
+
+
 @pytest.fixture(autouse=True)
 def no_qemu_left() -> Iterator[None]:
     before = qemu_pids()

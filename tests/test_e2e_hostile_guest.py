@@ -8,13 +8,12 @@ import json
 import os
 import shutil
 import signal
-import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2ehelpers import no_own_qemu_left, own_qemu_children  # noqa: F401  (a fixture)
 
 from lab.core.outcome import Outcome
 from lab.core.paths import GUEST_TESTS_DIR, cache_dir
@@ -49,16 +48,9 @@ def test_links_its_report_to_dev_zero():
 '''
 
 
-def qemu_children() -> list[int]:
-    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "qemu-system"], capture_output=True, text=True,
-                           check=False)
-    return [int(pid) for pid in found.stdout.split()]
-
-
 @pytest.fixture(autouse=True)
-def no_qemu_left() -> Iterator[None]:
-    yield
-    assert not qemu_children(), "QEMU outlived the test"
+def no_qemu_left(no_own_qemu_left: None) -> None:
+    """Only this process's QEMU is watched: others may boot beside this test."""
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +112,7 @@ def test_a_guest_frozen_while_the_tests_are_uploaded_is_timed_out(prepared: Prep
                     continue  # written meanwhile
                 if stages.get("ship", {}).get("status") == "running":
                     time.sleep(3)  # past ship's rm and mkdir, into the upload (96 MB take far longer under TCG)
-                    for pid in qemu_children():
+                    for pid in own_qemu_children():
                         os.kill(pid, signal.SIGSTOP)
                         frozen.append(pid)
             time.sleep(0.05)

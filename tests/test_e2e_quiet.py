@@ -9,14 +9,12 @@ booted here; tests/test_lab_consolescan_golden.py proves it on logs of a kernel 
 """
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from e2ehelpers import no_own_qemu_left, own_qemu_children  # noqa: F401  (a fixture)
 
 from lab.core.outcome import Outcome, exit_code
 from lab.core.paths import GUEST_TESTS_DIR, cache_dir
@@ -38,17 +36,9 @@ def test_a_warning_at_level_4():
 '''
 
 
-def qemu_children() -> list[int]:
-    # Only this process's QEMU: others may be booting guests beside this test.
-    found = subprocess.run(["pgrep", "-P", str(os.getpid()), "-f", "qemu-system"], capture_output=True, text=True,
-                           check=False)
-    return [int(pid) for pid in found.stdout.split()]
-
-
 @pytest.fixture(autouse=True)
-def no_qemu_left() -> Iterator[None]:
-    yield
-    assert not qemu_children(), "QEMU outlived the test"
+def no_qemu_left(no_own_qemu_left: None) -> None:
+    """Only this process's QEMU is watched: others may boot beside this test."""
 
 
 def quiet_tree(tmp_path: Path) -> runner.TestTree:

@@ -185,7 +185,7 @@ def lab_keys(tmp_path: Path) -> keys.LabKeys:
 @pytest.fixture
 def sshd(tmp_path: Path, lab_keys: keys.LabKeys) -> Iterator[FakeSshd]:
     root = tmp_path / "guest"
-    root.mkdir()
+    (root / "root" / "lab" / "out").mkdir(parents=True)  # where the suites' reports are fetched from
     server = FakeSshd(root, paramiko.Ed25519Key.from_private_key_file(str(lab_keys.host_private)),
                       paramiko.Ed25519Key.from_private_key_file(str(lab_keys.client_private)))
     yield server

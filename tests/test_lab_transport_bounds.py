@@ -14,9 +14,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-import paramiko
 import pytest
-from test_lab_transport import FakeSshd
+from test_lab_transport import FakeSshd, lab_keys, sshd  # noqa: F401  (fixtures)
 
 from lab.core.errors import InfraError
 from lab.core.outcome import Outcome
@@ -104,21 +103,6 @@ class FreezableRelay:
         self.listener.close()
         for sock in self.sockets:
             sock.close()
-
-
-@pytest.fixture
-def lab_keys(tmp_path: Path) -> keys.LabKeys:
-    return keys.ensure_keys(tmp_path / "cache")
-
-
-@pytest.fixture
-def sshd(tmp_path: Path, lab_keys: keys.LabKeys) -> Iterator[FakeSshd]:
-    root = tmp_path / "guest"
-    (root / "root" / "lab" / "out").mkdir(parents=True)
-    server = FakeSshd(root, paramiko.Ed25519Key.from_private_key_file(str(lab_keys.host_private)),
-                      paramiko.Ed25519Key.from_private_key_file(str(lab_keys.client_private)))
-    yield server
-    server.stop()
 
 
 @pytest.fixture
