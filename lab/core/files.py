@@ -1,10 +1,13 @@
-"""Small file helpers every stage uses: a JSON file written whole or not at all, a safe name."""
+"""Small file helpers every stage uses: a JSON file written whole or not at all, the lab's own
+file errors as InfraError, a safe name."""
 from __future__ import annotations
 
 import errno
 import json
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from .errors import InfraError
@@ -38,6 +41,16 @@ def write_json_atomic(path: Path, data: object) -> None:
             handle.truncate()
     except OSError as exc:
         raise InfraError(f"cannot write {path}: {exc.strerror or exc}") from exc
+
+
+@contextmanager
+def local_file(path: Path, doing: str) -> Iterator[None]:
+    """Around the lab's own file work: an OSError there (a full disk) is the host's failure,
+    InfraError "writing <path>: <error>", never the kernel's or the guest's."""
+    try:
+        yield
+    except OSError as exc:
+        raise InfraError(f"{doing} {path}: {exc}") from exc
 
 
 def safe_name(text: str, limit: int) -> str:

@@ -9,13 +9,20 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core.errors import InfraError, UserError
+from ..core.errors import UserError
+from ..core.files import local_file
 from ..core.paths import GUEST_TESTS_DIR
 from ..results import layout
 from ..results.junit import parse_junit, parse_suite_properties
 from ..results.model import SuiteResult
 from ..results.stream import records_from_stream
-from ..target.base import CommandTimedOut, ConnectionLost, Target, TransferRefused, quote_command
+from ..target.base import (
+    CommandTimedOut,
+    ConnectionLost,
+    Target,
+    TransferRefused,
+    quote_command,
+)
 
 REMOTE_ROOT = "/root/lab"
 REMOTE_TESTS = f"{REMOTE_ROOT}/guest-tests"
@@ -81,12 +88,8 @@ def _cut_short(log: Path, suite: str, wall: float, why: str, rc: int | None = No
 
 
 def _write_local(path: Path, text: str, mode: str = "w") -> None:
-    """The lab's own file; a full disk is the host's failure (InfraError), not the kernel's."""
-    try:
-        with path.open(mode) as handle:
-            handle.write(text)
-    except OSError as exc:
-        raise InfraError(f"writing {path}: {exc}") from exc
+    with local_file(path, "writing"), path.open(mode) as handle:
+        handle.write(text)
 
 
 def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,

@@ -22,6 +22,7 @@ from typing import BinaryIO
 import paramiko
 
 from ..core.errors import InfraError
+from ..core.files import local_file
 from .base import CommandResult, CommandTimedOut, ConnectionLost, TransferRefused
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
@@ -46,15 +47,6 @@ def _size(count: int) -> str:
     return f"{count // MiB} MiB" if count % MiB == 0 else f"{count} bytes"
 
 
-@contextmanager
-def _local(path: Path, doing: str) -> Iterator[None]:
-    """The lab's own file failed (a full disk): the host's problem, InfraError, never the guest's."""
-    try:
-        yield
-    except OSError as exc:
-        raise InfraError(f"{doing} {path}: {exc}") from exc
-
-
 class _Capped:
     """One output stream of a command, kept up to `cap` bytes (and copied to the sink, if any).
     The rest is still read, so the remote side never blocks, and dropped; the sink says where."""
@@ -67,7 +59,7 @@ class _Capped:
         self._sink_path = sink
         self._sink: BinaryIO | None = None
         if sink is not None:
-            with _local(sink, "opening"):
+            with local_file(sink, "opening"):
                 self._sink = sink.open("ab")
 
     def add(self, chunk: bytes) -> None:
@@ -83,7 +75,7 @@ class _Capped:
 
     def _write(self, data: bytes) -> None:
         if self._sink is not None and self._sink_path is not None:
-            with _local(self._sink_path, "writing"):
+            with local_file(self._sink_path, "writing"):
                 self._sink.write(data)
                 self._sink.flush()
 
@@ -97,7 +89,7 @@ class _Capped:
     def close(self) -> None:
         if self._sink is not None and self._sink_path is not None:
             sink, self._sink = self._sink, None
-            with _local(self._sink_path, "writing"):
+            with local_file(self._sink_path, "writing"):
                 sink.close()
 
 
@@ -284,13 +276,13 @@ class SshTarget:
 
     @staticmethod
     def _upload(sftp: paramiko.SFTPClient, local: Path, remote: str) -> None:
-        with _local(local, "reading"):
+        with local_file(local, "reading"):
             source = local.open("rb")
             mode = stat.S_IMODE(local.stat().st_mode)
         with source, sftp.open(remote, "wb") as dest:
             dest.set_pipelined(True)
             while True:
-                with _local(local, "reading"):
+                with local_file(local, "reading"):
                     chunk = source.read(CHUNK)
                 if not chunk:
                     break
@@ -303,7 +295,7 @@ class SshTarget:
 
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         """Upload a directory tree (no __pycache__), all of it within `timeout`; returns the number of files sent."""
-        with _local(local_dir, "reading"):
+        with local_file(local_dir, "reading"):
             paths = sorted(local_dir.rglob("*"))
         count = 0
         with self._transfer(f"upload of {local_dir}", timeout) as sftp:
@@ -359,7 +351,7 @@ def _copy_capped(source: paramiko.SFTPFile, remote: str, local: Path) -> None:
     if (attributes.st_size or 0) > DOWNLOAD_CAP:
         raise TransferRefused(f"{remote} on the target has {attributes.st_size} bytes, more than the lab takes "
                               f"({_size(DOWNLOAD_CAP)}); not downloaded")
-    with _local(local, "writing"):
+    with local_file(local, "writing"):
         dest = local.open("wb", buffering=0)  # unbuffered: every failing write is seen where it happens
     with dest:
         received = 0
@@ -368,5 +360,5 @@ def _copy_capped(source: paramiko.SFTPFile, remote: str, local: Path) -> None:
             if received > DOWNLOAD_CAP:
                 raise TransferRefused(f"{remote} on the target grew past {_size(DOWNLOAD_CAP)} while downloaded; "
                                       f"not downloaded")
-            with _local(local, "writing"):
+            with local_file(local, "writing"):
                 dest.write(chunk)
