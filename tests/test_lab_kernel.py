@@ -309,3 +309,38 @@ def test_debian_entry_name_is_a_safe_file_name() -> None:
     name = kernel._debian_entry_name("linux-image-6.12.117+deb12-cloud-amd64-unsigned", "6.12.117-1~deb12u1")
     assert name == "linux-image-6.12.117+deb12-cloud-amd64-unsigned_6.12.117-1_deb12u1"
     assert "/" not in kernel._debian_entry_name("a/b", "1:2/3")
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None or shutil.which("depmod") is None, reason="needs dpkg-deb, depmod")
+@pytest.mark.parametrize("exact", [VERSION, "6.1.0-99"])
+def test_an_exact_spec_finds_its_package_in_the_cache_without_apt(tmp_path: Path, fake_apt: list[str],
+                                                                  monkeypatch: pytest.MonkeyPatch, exact: str) -> None:
+    """A reproducer pins one package; Debian drops old ones from its lists, so the cache is asked first."""
+    shutil.move(_build_deb(tmp_path, GOOD_CONFIG), tmp_path / "the.deb")
+    cache = tmp_path / "cache"
+    first = kernel.fetch(DebianSpec("6.1"), cache, logs()[1])
+
+    def no_lists(*args: object) -> None:
+        raise AssertionError("the apt lists were asked for a cached exact kernel")
+
+    monkeypatch.setattr(apt, "find_kernel_package", no_lists)
+    again = kernel.fetch(DebianSpec("6.1", exact=exact), cache, logs()[1])
+    assert again.image == first.image and fake_apt == [f"{PACKAGE}={VERSION}"]
+    # The cache entry is shared; the run records what was asked.
+    assert first.identity["spec"] == "debian:6.1" and again.identity["spec"] == f"debian:{exact}"
+    assert again.identity["package"] == PACKAGE and again.identity["version"] == VERSION
+
+
+def test_an_exact_spec_of_another_series_or_flavour_is_not_taken_from_the_cache(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    entry = cache / "kernels" / "x"
+    entry.mkdir(parents=True)
+    image = entry / "vmlinuz"
+    make_bzimage(image, f"{RELEASE} #1")
+    identity = {"origin": "debian", "package": PACKAGE, "version": VERSION}
+    (entry / "kernel.json").write_text(json.dumps(kernel.Kernel(image, RELEASE, None, None, identity).to_json()))
+    assert kernel.cached_exact(DebianSpec("6.1", exact=VERSION), cache) == (PACKAGE, VERSION)
+    assert kernel.cached_exact(DebianSpec("6.12", exact=VERSION), cache) is None
+    assert kernel.cached_exact(DebianSpec("6.1", "rt-amd64", VERSION), cache) is None
+    assert kernel.cached_exact(DebianSpec("6.1", exact="6.1.998-1"), cache) is None
+    assert kernel.cached_exact(DebianSpec("6.1"), cache) is None  # the newest is the apt lists' to say

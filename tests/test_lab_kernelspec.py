@@ -21,12 +21,36 @@ def test_debian_spec_with_an_explicit_flavour() -> None:
     assert parse_kernel_spec("debian:6.12:rt-amd64") == DebianSpec("6.12", "rt-amd64")
 
 
+@pytest.mark.parametrize("text, series, exact", [
+    ("debian:6.1.176-1", "6.1", "6.1.176-1"),  # a package version
+    ("debian:6.1.0-53", "6.1", "6.1.0-53"),  # an ABI name
+    ("debian:6.1.192", "6.1", "6.1.192"),  # an upstream version: its newest Debian revision
+    ("debian:6.12.117-1~deb12u1", "6.12", "6.12.117-1~deb12u1"),
+    ("debian:6.12.117+deb12", "6.12", "6.12.117+deb12"),
+])
+def test_exact_debian_versions_pin_one_package(text: str, series: str, exact: str) -> None:
+    spec = parse_kernel_spec(text)
+    assert spec == DebianSpec(series, "cloud-amd64", exact)
+    assert isinstance(spec, DebianSpec) and spec.text == text
+
+
+def test_an_exact_version_with_a_flavour() -> None:
+    spec = parse_kernel_spec("debian:6.1.0-53:rt-amd64")
+    assert spec == DebianSpec("6.1", "rt-amd64", "6.1.0-53")
+    assert isinstance(spec, DebianSpec) and spec.text == "debian:6.1.0-53:rt-amd64"
+
+
+def test_the_series_form_is_still_the_newest() -> None:
+    spec = parse_kernel_spec("debian:6.12")
+    assert isinstance(spec, DebianSpec) and spec.exact is None and spec.text == "debian:6.12"
+
+
 def test_the_default_kernel_is_a_valid_spec() -> None:
     assert isinstance(parse_kernel_spec(DEFAULT_KERNEL), DebianSpec)
 
 
-@pytest.mark.parametrize("text", ["debian:x", "debian:6", "debian:", "debian:6.1.5", "debian:6.1:", "debian:6.1:AMD64",
-                                  "debian:6.x"])
+@pytest.mark.parametrize("text", ["debian:x", "debian:6", "debian:", "debian:6.1.", "debian:6.1:", "debian:6.1:AMD64",
+                                  "debian:6.x", "debian:6.1.x", "debian:6.1.0 53", "debian:6.1.0/53", "debian:6.1-5"])
 def test_bad_debian_forms_are_user_errors_naming_the_input(text: str) -> None:
     with pytest.raises(UserError) as caught:
         parse_kernel_spec(text)

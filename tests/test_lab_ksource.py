@@ -71,7 +71,16 @@ def test_debian_source_spec(text: str, series: str) -> None:
     assert ksource.parse_source_spec(text) == DebianSource(series)
 
 
-@pytest.mark.parametrize("text", ["debian:", "debian:6", "debian:6.1.5", "debian:x.y", "debian:6.1:amd64"])
+@pytest.mark.parametrize("text, series, exact", [
+    ("debian:6.1.176-1", "6.1", "6.1.176-1"), ("debian:6.1.0-53", "6.1", "6.1.0-53"),
+    ("debian:6.12.117-1~deb12u1", "6.12", "6.12.117-1~deb12u1")])
+def test_exact_debian_source_spec(text: str, series: str, exact: str) -> None:
+    spec = ksource.parse_source_spec(text)
+    assert spec == DebianSource(series, exact)
+    assert isinstance(spec, DebianSource) and spec.text == text
+
+
+@pytest.mark.parametrize("text", ["debian:", "debian:6", "debian:6.1.", "debian:x.y", "debian:6.1:amd64"])
 def test_bad_debian_source_spec_is_a_user_error_naming_it(text: str) -> None:
     with pytest.raises(UserError) as caught:
         ksource.parse_source_spec(text)

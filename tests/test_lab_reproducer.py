@@ -63,10 +63,25 @@ def fake_repo(tmp_path: Path) -> Path:
     return repo
 
 
+def identity_for(request: RunRequest) -> dict[str, str]:
+    """What the run recorded: a Debian spec got one package version of its series."""
+    if isinstance(request.kernel, DebianSpec):
+        return {**KERNEL, "version": f"{request.kernel.series}.119-1"}
+    return KERNEL
+
+
+def pinned(request: RunRequest) -> RunRequest:
+    """The request the script makes: a Debian spec pinned to the version the run got."""
+    if isinstance(request.kernel, DebianSpec):
+        return replace(request, kernel=replace(request.kernel, exact=identity_for(request)["version"]))
+    return request
+
+
 def script_for(request: RunRequest, run_dir: Path, repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setattr(reproducer, "REPO_ROOT", repo)
     run_dir.mkdir(parents=True, exist_ok=True)
-    return reproducer.write_script(run_dir, reproducer.run_argv(request), request.results_root, Path("/var/cache/lab"),
+    return reproducer.write_script(run_dir, reproducer.run_argv(request, identity_for(request)), request.results_root,
+                                   Path("/var/cache/lab"),
                                    KERNEL, "d" * 64, ("0123abcd" * 5, True), reproducer.caveats(request))
 
 
@@ -111,7 +126,7 @@ def test_the_script_reruns_lab_run_with_the_same_options(argv: list[str], tmp_pa
     monkeypatch.setenv("LAB_RESULTS", str(tmp_path / "default-results"))
     monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
     first = request_of(argv, monkeypatch)
-    expected = normalised(first)  # relative paths resolved from here, where they were given
+    expected = normalised(pinned(first))  # relative paths resolved from here, where they were given
     script = script_for(first, tmp_path / "run", fake_repo, monkeypatch)
 
     _, replayed = execute_script(script, cwd=tmp_path)
@@ -158,7 +173,10 @@ def test_the_script_is_executable_and_says_what_it_reproduces(tmp_path: Path, fa
     assert "linux-image-6.1.0-28-cloud-amd64-unsigned 6.1.119-1" in header and "c" * 64 in header
     assert "sha256 " + "d" * 64 in header
     assert "git " + "0123abcd" * 5 + " (dirty" in header
-    assert "newest package in the host's apt lists" in header  # debian:X.Y can move on
+    # debian:X.Y moves on when Debian publishes a newer package: the script pins the one this run got.
+    assert "asked for debian:6.1 (the newest 6.1 then); the script pins the package it got" in header
+    assert 'exec "$@" run --kernel=debian:6.1.119-1 ' in script.read_text()
+    assert "linux-image-6.1.0-28-cloud-amd64-unsigned 6.1.119-1" in header
     # The command is after the comment block: a reader sees what "exactly" means first.
     assert max(i for i, line in enumerate(lines) if line.startswith("#")) < lines.index("set -eu")
 
@@ -173,7 +191,14 @@ def test_what_no_option_can_say_is_noted_in_the_script(tmp_path: Path) -> None:
 
 
 def test_kernel_options_for_each_spec(tmp_path: Path) -> None:
-    assert reproducer.kernel_argv(DebianSpec("6.12")) == ["--kernel=debian:6.12"]
+    assert reproducer.kernel_argv(DebianSpec("6.12")) == ["--kernel=debian:6.12"]  # nothing recorded yet
+    got = {"version": "6.12.117-1~deb12u1", "package": "linux-image-6.12.117+deb12-cloud-amd64-unsigned"}
+    assert reproducer.kernel_argv(DebianSpec("6.12"), got) == ["--kernel=debian:6.12.117-1~deb12u1"]
+    # An ABI name or an upstream version is pinned to the package version it resolved to.
+    assert reproducer.kernel_argv(DebianSpec("6.12", exact="6.12.117+deb12"), got) == [
+        "--kernel=debian:6.12.117-1~deb12u1"]
+    assert reproducer.kernel_argv(DebianSpec("6.1", "rt-amd64"), {"version": "6.1.192-3"}) == [
+        "--kernel=debian:6.1.192-3:rt-amd64"]
     assert reproducer.kernel_argv(BuildSpec("6.1.192-42e5")) == ["--kernel=build:6.1.192-42e5"]
     spec = PathSpec(tmp_path / "bzImage", None, tmp_path / "config")
     assert reproducer.kernel_argv(spec) == [f"--kernel={tmp_path / 'bzImage'}", f"--config={tmp_path / 'config'}"]

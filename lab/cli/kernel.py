@@ -3,6 +3,7 @@ and a guest to poke at."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from ..core.timeouts import Timeouts
 from ..guest import assets, image, keys
 from ..kernel import acquire
 from ..kernel import build as kernel_build
+from ..kernel import listing as kernel_listing
 from ..kernel import source as kernel_source
 from ..kernel.spec import parse_kernel_spec
 from ..target.base import quote_command
@@ -30,6 +32,11 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     fetch.add_argument("spec", help=options.KERNEL_HELP)
     options.add_kernel_files(fetch)
     fetch.set_defaults(func=cmd_kernel_fetch)
+
+    listing = kernel_commands.add_parser(
+        "list", help="every Debian kernel and kernel source version the host's apt lists hold, newest first")
+    listing.add_argument("--json", action="store_true", help="print the list as JSON")
+    listing.set_defaults(func=cmd_kernel_list)
 
     build = kernel_commands.add_parser(
         "build", help="build a kernel from source with the lab's base fragment, your fragments and patches")
@@ -55,6 +62,15 @@ def cmd_kernel_fetch(args: argparse.Namespace) -> int:
     spec = parse_kernel_spec(args.spec, args.modules, args.config)
     fetched = acquire.fetch(spec, cache_dir(), log)
     print(f"{fetched.release} {fetched.image}")
+    return 0
+
+
+def cmd_kernel_list(args: argparse.Namespace) -> int:
+    listed = kernel_listing.list_all(cache_dir())
+    if args.json:
+        print(json.dumps([item.to_json() for item in listed], indent=2))
+    else:
+        print(kernel_listing.render(listed))
     return 0
 
 

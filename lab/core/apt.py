@@ -157,15 +157,130 @@ def resolve_kernel_package(series: str, flavour: str) -> tuple[str, str]:
     return newest(parse_show(_run(["apt-cache", "show", "--no-all-versions", *names])))
 
 
-def resolve_package(package: str, asked_as: str) -> tuple[str, str]:
-    """The newest installable version of one named package, as (package, version)."""
-    pairs = parse_show(_run(["apt-cache", "show", "--no-all-versions", package])) if package in set(
-        _run(["apt-cache", "pkgnames", package]).split()) else []
-    if not pairs:
-        if not _run(["apt-cache", "pkgnames", "linux-"]).strip():
-            raise InfraError("the host's apt lists are empty: run `apt-get update` (or `make setup`)")
-        raise UserError(f"no Debian package {package} for {asked_as} in the host's apt lists")
-    return newest(pairs)
+# --- every version the lists hold, and one exact version of them --------------------------------
+
+
+@dataclass(frozen=True)
+class DebianPackage:
+    """One installable (package, version) of a kernel series; abi is the kernel ABI name the image
+    package is named by (6.1.0-53, 6.12.117+deb12), "" for a linux-source package."""
+
+    package: str
+    version: str
+    abi: str = ""
+
+    @property
+    def upstream(self) -> str:
+        """6.1.187 of 6.1.187-1, 6.12.117 of 6.12.117-1~deb12u1."""
+        return self.version.split(":", 1)[-1].split("-", 1)[0]
+
+    def names(self) -> tuple[str, ...]:
+        """The exact forms that name this package after `debian:`."""
+        return (self.version, self.abi) if self.abi else (self.version,)
+
+
+def newest_first(packages: list[DebianPackage]) -> list[DebianPackage]:
+    def by_version(x: DebianPackage, y: DebianPackage) -> int:
+        return _compare_versions(x.version, y.version)
+
+    return sorted(packages, key=functools.cmp_to_key(by_version), reverse=True)
+
+
+def _every_version(names: list[str]) -> list[tuple[str, str]]:
+    """(package, version) of every version of these packages the lists hold, once each."""
+    if not names:
+        return []
+    return list(dict.fromkeys(parse_show(_run(["apt-cache", "show", *names]))))
+
+
+def kernel_abi(package: str, flavour: str) -> str:
+    return package.removeprefix("linux-image-").removesuffix(f"-{flavour}-unsigned")
+
+
+def kernel_packages(series: str, flavour: str) -> list[DebianPackage]:
+    """Every kernel image package version of a series in the host's apt lists, newest first."""
+    pattern = kernel_package_pattern(series, flavour)
+    names = [n for n in _run(["apt-cache", "pkgnames", "linux-image-"]).split() if pattern.match(n)]
+    return newest_first([DebianPackage(p, v, kernel_abi(p, flavour)) for p, v in _every_version(names)])
+
+
+def source_packages(series: str) -> list[DebianPackage]:
+    """Every linux-source-X.Y version in the host's apt lists, newest first."""
+    package = f"linux-source-{series}"
+    present = package in set(_run(["apt-cache", "pkgnames", package]).split())
+    return newest_first([DebianPackage(p, v) for p, v in _every_version([package] if present else [])
+                         if p == package])
+
+
+def series_in_lists(flavour: str) -> list[str]:
+    """The kernel series (6.1, 6.12) the lists hold an image or a source package of, newest first."""
+    names = _run(["apt-cache", "pkgnames", "linux-"]).split()
+    found = {m[1] for n in names if (m := re.match(r"^linux-source-(\d+\.\d+)$", n))}
+    found |= {m[1] for n in names if (m := re.match(rf"^linux-image-(\d+\.\d+)[.+-].*-{re.escape(flavour)}-unsigned$", n))
+              and kernel_package_pattern(m[1], flavour).match(n)}
+    return sorted(found, key=lambda s: tuple(int(part) for part in s.split(".")), reverse=True)
+
+
+def _nearest(candidates: list[DebianPackage], exact: str) -> list[DebianPackage]:
+    """The listed packages just older and just newer than the asked version. An ABI-shaped ask
+    (6.1.0-58) is placed among the ABI names, anything else among the package versions."""
+    head = re.split(r"[-+~]", exact, maxsplit=1)[0]
+    by_abi = any(c.abi and re.split(r"[-+~]", c.abi, maxsplit=1)[0] == head for c in candidates)
+    newer = [c for c in candidates if _compare_versions(c.abi if by_abi else c.version, exact) > 0]
+    older = [c for c in candidates if _compare_versions(c.abi if by_abi else c.version, exact) < 0]
+    return ([older[0]] if older else []) + ([newer[-1]] if newer else [])  # candidates are newest first
+
+
+def describe_package(package: DebianPackage) -> str:
+    """debian:6.1.176-1 (6.1.0-50): how `lab kernel list` and the errors name a package."""
+    named = f"debian:{package.version}"
+    return f"{named} ({package.abi})" if package.abi else named
+
+
+def pick_exact(candidates: list[DebianPackage], exact: str, asked: str, what: str) -> DebianPackage:
+    """The package an exact version names: its Debian version (6.1.176-1), its ABI name (6.1.0-53),
+    or an upstream version (6.1.192: the newest Debian revision of it). UserError naming the
+    nearest listed ones otherwise. candidates are newest first."""
+    for candidate in candidates:
+        if exact in candidate.names():
+            return candidate
+    for candidate in candidates:
+        if candidate.upstream == exact:
+            return candidate
+    nearest = _nearest(candidates, exact)
+    hint = f"; nearest: {', '.join(describe_package(c) for c in nearest)}" if nearest else ""
+    raise UserError(f"no {what} {asked} in the host's apt lists{hint} (`lab kernel list` lists them all)")
+
+
+def _no_lists() -> None:
+    if not _run(["apt-cache", "pkgnames", "linux-"]).strip():
+        raise InfraError("the host's apt lists are empty: run `apt-get update` (or `make setup`)")
+
+
+def find_kernel_package(series: str, flavour: str, exact: str) -> DebianPackage:
+    """The kernel image package an exact `debian:<version>` names."""
+    candidates = kernel_packages(series, flavour)
+    if not candidates:
+        _no_lists()
+        raise UserError(f"no Debian kernel package for debian:{series} ({flavour}) in the host's apt lists")
+    return pick_exact(candidates, exact, f"debian:{exact}", f"Debian {series} kernel ({flavour})")
+
+
+def find_source_package(series: str, exact: str | None) -> DebianPackage:
+    """The linux-source-X.Y version `debian:X.Y` (the newest) or `debian:<version>` names. An ABI
+    name (6.1.0-53) stands for the source of that kernel image: the same Debian version."""
+    candidates = source_packages(series)
+    if not candidates:
+        _no_lists()
+        raise UserError(f"no Debian package linux-source-{series} for debian:{series} in the host's apt lists")
+    if exact is None:
+        return candidates[0]
+    asked = f"debian:{exact}"
+    for image in kernel_packages(series, "cloud-amd64"):
+        if image.abi == exact:
+            exact = image.version
+            break
+    return pick_exact(candidates, exact, asked, f"Debian source linux-source-{series}")
 
 
 def download(package: str, version: str, dest: Path) -> Path:

@@ -1,8 +1,9 @@
 """kernel: from what the user asked for to a kernel in the cache (stage 1). Uses core.
 
 Modules, one job each:
-  spec          parse `debian:6.1`, `build:<id>`, a path (pure)
+  spec          parse `debian:6.1`, `debian:6.1.0-53`, `build:<id>`, a path (pure)
   acquire       Kernel: a Debian package or a local image into the cache
+  listing       `lab kernel list`: every Debian kernel and source version the apt lists hold
   source        kernel source trees: Debian's linux-source, a tarball, a local tree
   build         `lab kernel build`: patch, merge fragments, configure, check, make, cache
   kconfig       fragments: parse, merge as merge_config.sh does, check

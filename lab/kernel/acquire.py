@@ -130,24 +130,63 @@ def kernel_entry(directory: Path) -> tuple[Kernel | None, str]:
     return kernel, ""
 
 
+def debian_entry(cache: Path, package: str, version: str) -> Path:
+    """The cache entry of one Debian kernel package version."""
+    return cache / "kernels" / _debian_entry_name(package, version)
+
+
+def cached_exact(spec: DebianSpec, cache: Path) -> tuple[str, str] | None:
+    """(package, version) of a cached kernel an exact spec names by package version or ABI name.
+    A reproducer pins one package; Debian drops old ones from its lists, the cache keeps them."""
+    if spec.exact is None:
+        return None
+    for meta in sorted((cache / "kernels").glob("[!.]*/kernel.json")):
+        kernel, _ = kernel_entry(meta.parent)
+        if kernel is None or kernel.identity.get("origin") != "debian":
+            continue
+        package, version = kernel.identity.get("package", ""), kernel.identity.get("version", "")
+        if not apt.kernel_package_pattern(spec.series, spec.flavour).match(package):
+            continue
+        if spec.exact in (version, apt.kernel_abi(package, spec.flavour)):
+            return package, version
+    return None
+
+
+def resolve_debian(spec: DebianSpec, cache: Path) -> tuple[str, str]:
+    """The (package, version) a Debian spec names: the newest of the series, or the exact one
+    (from the cache when it holds it, else from the apt lists)."""
+    if spec.exact is None:
+        return apt.resolve_kernel_package(spec.series, spec.flavour)
+    found = cached_exact(spec, cache)
+    if found is not None:
+        return found
+    picked = apt.find_kernel_package(spec.series, spec.flavour, spec.exact)
+    return picked.package, picked.version
+
+
 def fetch_debian(spec: DebianSpec, cache: Path, log: Log) -> Kernel:
-    package, version = apt.resolve_kernel_package(spec.series, spec.flavour)
-    entry = cache / "kernels" / _debian_entry_name(package, version)
+    package, version = resolve_debian(spec, cache)
+    entry = debian_entry(cache, package, version)
     entry.parent.mkdir(parents=True, exist_ok=True)
     # Under the entry's lock: a second lab asking for the same kernel waits, then finds it here.
     with lock.locked(entry, log, f"kernel {package} {version}"):
         cached, problem = kernel_entry(entry)
         if cached is not None:
             log(f"kernel: {package} {version} (cached, nothing downloaded)")
-            return cached
+            return _as_asked(cached, spec)
         if problem != "missing":
             log(f"warning: cached kernel {entry} {problem}; downloading it again")
         staging = lock.staging_path(entry, ".fetch-")
         shutil.rmtree(staging, ignore_errors=True)  # what a killed fetch of this entry left
         try:
-            return _fetch_into(staging, entry, spec, package, version, log)
+            return _as_asked(_fetch_into(staging, entry, spec, package, version, log), spec)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _as_asked(kernel: Kernel, spec: DebianSpec) -> Kernel:
+    """The cache entry is shared by every spec naming the package; the run records the one asked."""
+    return Kernel(kernel.image, kernel.release, kernel.config, kernel.modules, {**kernel.identity, "spec": spec.text})
 
 
 def _fetch_into(staging: Path, entry: Path, spec: DebianSpec, package: str, version: str, log: Log) -> Kernel:
@@ -161,7 +200,7 @@ def _fetch_into(staging: Path, entry: Path, spec: DebianSpec, package: str, vers
         raise InfraError(f"{package}: expected one boot/vmlinuz-*, found {len(images)}")
     release = images[0].name.removeprefix("vmlinuz-")
     config = root / "pkg" / "boot" / f"config-{release}"
-    check_config(config, f"debian:{spec.series} ({package})")
+    check_config(config, f"{spec.text} ({package})")
     _depmod(root / "pkg", release)
     identity = {
         "origin": "debian",
@@ -243,7 +282,7 @@ def check(spec: KernelSpec, cache: Path) -> None:
     series (the host's apt lists), an unknown build id, a path that is not a bzImage with bpf(2).
     A matrix or a validation checks every kernel this way before its first boot or build."""
     if isinstance(spec, DebianSpec):
-        apt.resolve_kernel_package(spec.series, spec.flavour)
+        resolve_debian(spec, cache)
     elif isinstance(spec, BuildSpec):
         load_build(spec.build_id, cache)
     else:

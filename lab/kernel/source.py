@@ -22,14 +22,23 @@ from ..core import apt, lock
 from ..core.errors import InfraError, UserError
 from ..core.log import Log
 from .acquire import sha256_file
+from .spec import DEBIAN_VERSION
 
-_DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)$")
+_DEBIAN = re.compile(rf"^debian:{DEBIAN_VERSION}$")
 _TARBALL = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.bz2", ".tar.zst")
 
 
 @dataclass(frozen=True)
 class DebianSource:
+    """linux-source-X.Y: the newest in the apt lists, or the exact version (6.1.176-1; an ABI name
+    such as 6.1.0-53 stands for the source of that kernel image; 6.1.192 for its newest revision)."""
+
     series: str
+    exact: str | None = None
+
+    @property
+    def text(self) -> str:
+        return f"debian:{self.exact or self.series}"
 
 
 @dataclass(frozen=True)
@@ -54,9 +63,10 @@ class SourceTree:
 
 def parse_source_spec(text: str) -> SourceSpec:
     if match := _DEBIAN.match(text):
-        return DebianSource(match["series"])
+        return DebianSource(match["series"], match["series"] + match["rest"] if match["rest"] else None)
     if text.startswith("debian:"):
-        raise UserError(f"bad source {text!r}: expected debian:MAJOR.MINOR, e.g. debian:6.1")
+        raise UserError(f"bad source {text!r}: expected debian:MAJOR.MINOR or an exact package version, "
+                        "e.g. debian:6.1, debian:6.1.176-1 or debian:6.1.0-53")
     path = Path(text).expanduser()
     if path.is_dir():
         return TreeSource(path.resolve())
@@ -144,10 +154,24 @@ def _entry_locked(entry: Path, log: Log, what: str) -> Iterator[SourceTree | Non
         yield _cached(entry, log)
 
 
+def debian_entry(cache: Path, package: str, version: str) -> Path:
+    """The cache entry of one linux-source package version."""
+    return cache / "sources" / re.sub(r"[^A-Za-z0-9.+-]", "_", f"{package}_{version}")
+
+
+def check(spec: SourceSpec) -> None:
+    """What acquire would refuse, found without downloading or unpacking: a Debian version the apt
+    lists do not hold, a tree that is not a kernel tree. (A tarball is only read when unpacked.)"""
+    if isinstance(spec, DebianSource):
+        apt.find_source_package(spec.series, spec.exact)
+    elif isinstance(spec, TreeSource):
+        _check_tree(spec.path, f"source {spec.path}")
+
+
 def _debian(spec: DebianSource, cache: Path, log: Log) -> SourceTree:
-    package = f"linux-source-{spec.series}"
-    package, version = apt.resolve_package(package, f"debian:{spec.series}")
-    entry = cache / "sources" / re.sub(r"[^A-Za-z0-9.+-]", "_", f"{package}_{version}")
+    picked = apt.find_source_package(spec.series, spec.exact)
+    package, version = picked.package, picked.version
+    entry = debian_entry(cache, package, version)
     with _entry_locked(entry, log, f"source {package} {version}") as cached:
         if cached:
             log(f"source: {package} {version} (cached)")

@@ -12,10 +12,19 @@ DEFAULT_KERNEL = "debian:6.1"
 
 @dataclass(frozen=True)
 class DebianSpec:
-    """The newest Debian kernel package of one upstream series, e.g. 6.1 or 6.12."""
+    """A Debian kernel package of one upstream series (6.1, 6.12): the newest the apt lists hold,
+    or exactly one, named by its package version (6.1.176-1), its ABI name (6.1.0-53) or an
+    upstream version (6.1.192: the newest Debian revision of it)."""
 
     series: str
     flavour: str = "cloud-amd64"  # cloud: NVMe and ext4 built in, small, boots fast
+    exact: str | None = None  # None: the newest of the series
+
+    @property
+    def text(self) -> str:
+        """The spec as the user writes it."""
+        suffix = "" if self.flavour == DebianSpec.flavour else f":{self.flavour}"
+        return f"debian:{self.exact or self.series}{suffix}"
 
 
 @dataclass(frozen=True)
@@ -37,7 +46,9 @@ class BuildSpec:
 KernelSpec = DebianSpec | PathSpec | BuildSpec
 _BUILD = re.compile(r"^build:(?P<id>[A-Za-z0-9][A-Za-z0-9.+_-]*)$")
 
-_DEBIAN = re.compile(r"^debian:(?P<series>\d+\.\d+)(?::(?P<flavour>[a-z0-9-]+))?$")
+# debian:6.1, debian:6.1.176-1, debian:6.1.0-53, debian:6.12.117-1~deb12u1, each optionally :FLAVOUR.
+DEBIAN_VERSION = r"(?P<series>\d+\.\d+)(?P<rest>\.\d[0-9A-Za-z.+~-]*)?"
+_DEBIAN = re.compile(rf"^debian:{DEBIAN_VERSION}(?::(?P<flavour>[a-z0-9-]+))?$")
 
 
 def parse_kernel_spec(text: str, modules: str | None = None, config: str | None = None) -> KernelSpec:
@@ -46,7 +57,8 @@ def parse_kernel_spec(text: str, modules: str | None = None, config: str | None 
     if match:
         if modules or config:
             raise UserError(f"--modules/--config apply to a kernel path, not to {text}")
-        return DebianSpec(match["series"], match["flavour"] or DebianSpec.flavour)
+        exact = match["series"] + match["rest"] if match["rest"] else None
+        return DebianSpec(match["series"], match["flavour"] or DebianSpec.flavour, exact)
     if build := _BUILD.match(text):
         if modules or config:
             raise UserError(f"--modules/--config apply to a kernel path, not to {text}")
@@ -54,7 +66,8 @@ def parse_kernel_spec(text: str, modules: str | None = None, config: str | None 
     if text.startswith("build:"):
         raise UserError(f"bad build spec {text!r}: expected build:<id> as `lab kernel build` prints it")
     if text.startswith("debian:"):
-        raise UserError(f"bad Debian kernel spec {text!r}: expected debian:MAJOR.MINOR, e.g. debian:6.1")
+        raise UserError(f"bad Debian kernel spec {text!r}: expected debian:MAJOR.MINOR or an exact package "
+                        "version, e.g. debian:6.1, debian:6.1.176-1 or debian:6.1.0-53")
     if "/" in text or Path(text).exists():
         return PathSpec(
             Path(text).expanduser(),

@@ -55,7 +55,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                        **prepared.kernel.identity}
     record.update(kernel=kernel_identity, image={"path": str(prepared.image.path), "digest": prepared.image.digest},
                   prepare_seconds=prepared.seconds)
-    reproducer.attach(record, reproducer.run_argv(request), request.results_root, cache, kernel_identity,
+    reproducer.attach(record, reproducer.run_argv(request, kernel_identity), request.results_root, cache, kernel_identity,
                       prepared.image.digest, reproducer.caveats(request))
     run_dir = record.directory
     machine: Machine | None = None

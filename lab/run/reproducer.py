@@ -42,10 +42,13 @@ def _option(name: str, value: str) -> str:
     return f"{name}={value}"
 
 
-def kernel_argv(spec: KernelSpec) -> list[str]:
+def kernel_argv(spec: KernelSpec, identity: Mapping[str, object] | None = None) -> list[str]:
+    """--kernel for a rerun of exactly this kernel: a Debian spec is pinned to the package version
+    the run got (identity's `version`), so the rerun does not take a newer one."""
     if isinstance(spec, DebianSpec):
-        suffix = "" if spec.flavour == DebianSpec.flavour else f":{spec.flavour}"
-        return [_option("--kernel", f"debian:{spec.series}{suffix}")]
+        version = (identity or {}).get("version")
+        pinned = DebianSpec(spec.series, spec.flavour, str(version)) if version else spec
+        return [_option("--kernel", pinned.text)]
     if isinstance(spec, BuildSpec):
         return [_option("--kernel", f"build:{spec.build_id}")]
     argv = [_option("--kernel", str(spec.image.resolve()))]
@@ -56,9 +59,9 @@ def kernel_argv(spec: KernelSpec) -> list[str]:
     return argv
 
 
-def run_argv(request: RunRequest) -> list[str]:
+def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) -> list[str]:
     """`lab run`'s options for this request, without --results (the script lets the caller choose)."""
-    argv = ["run", *kernel_argv(request.kernel), _option("--suite", ",".join(request.suites)),
+    argv = ["run", *kernel_argv(request.kernel, identity), _option("--suite", ",".join(request.suites)),
             _option("--accel", request.accel)]
     if request.extra_cmdline:
         argv.append(_option("--cmdline", request.extra_cmdline))
@@ -96,11 +99,11 @@ def target_caveats(request: TargetRunRequest, release: str, version: str) -> lis
 
 
 def caveats(request: RunRequest) -> list[str]:
-    """Where a rerun may differ: a moving spec, and what no `lab run` option can say (set by tests and tools)."""
+    """Where a rerun may differ: what no `lab run` option can say (set by tests and tools)."""
     notes = []
-    if isinstance(request.kernel, DebianSpec):
-        notes.append("debian:X.Y is the newest package in the host's apt lists; the rerun's metadata.json "
-                     "names the one it got")
+    if isinstance(request.kernel, DebianSpec) and request.kernel.exact is None:
+        notes.append(f"this run asked for {request.kernel.text} (the newest {request.kernel.series} then); "
+                     "the script pins the package it got")
     notes += _tree_note(request.tree)
     if request.timeouts != Timeouts():
         notes.append(f"this run used base timeouts {request.timeouts}; the script uses the defaults")
