@@ -24,8 +24,9 @@ ALLOWED: dict[str, set[str]] = {
     "run": {"vm", "guest", "target", "results", "kernel", "core"},
     "matrix": {"results", "vm", "guest", "core"},
     "lava": {"run", "report", "results", "vm", "guest", "kernel", "core"},
+    "validate": {"matrix", "report", "results", "kernel", "core"},
     "bench": {"run", "vm", "guest", "kernel", "core"},
-    "cli": {"matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel", "core"},
+    "cli": {"validate", "matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel", "core"},
 }
 # A library that talks to the world, and the only packages that may import it.
 OWNERS: dict[str, set[str]] = {"paramiko": {"target"}, "pexpect": {"vm"}, "argparse": {"cli", "bench"}}

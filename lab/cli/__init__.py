@@ -4,6 +4,7 @@ Modules, one job each:
   main     the parser of every command; the lab's own failures to exit codes
   options  option groups several commands share
   kernel   kernel fetch/build, image build, boot
-  run      run, validate, compare, report         target  `run --target ssh://...`
+  run      run, compare, report                   target  `run --target ssh://...`
   matrix   `lab matrix`                           lava    `lab lava-job`, `lab lava-run`
+  validate `lab validate`: one series over several sources
 """

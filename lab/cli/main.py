@@ -12,7 +12,7 @@ from types import FrameType
 
 from ..core.errors import InfraError, UserError, describe_failure
 from ..core.outcome import USER_ERROR_EXIT, Outcome, exit_code
-from . import kernel, lava, matrix, options, run
+from . import kernel, lava, matrix, options, run, validate
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     kernel.add_parsers(commands)
     run.add_parsers(commands)
+    validate.add_parser(commands)
     matrix.add_parser(commands)
     lava.add_parsers(commands)
     return parser

@@ -1,17 +1,14 @@
-"""`lab run`, `lab validate`, `lab compare` and `lab report`: suites on a kernel, A/B of a patch,
-and runs read back."""
+"""`lab run`, `lab compare` and `lab report`: suites on a kernel, and runs read back."""
 from __future__ import annotations
 
 import argparse
 import time
 
-from ..core.errors import UserError
 from ..core.log import stderr as log
 from ..core.outcome import exit_code
 from ..core.paths import cache_dir, results_dir
 from ..guest import assets
-from ..kernel import build as kernel_build
-from ..kernel.spec import DEFAULT_KERNEL, BuildSpec, KernelSpec, parse_kernel_spec
+from ..kernel.spec import DEFAULT_KERNEL, KernelSpec, parse_kernel_spec
 from ..report import compare, compare_text, show
 from ..report.table import SuiteTable
 from ..results import load
@@ -22,7 +19,6 @@ from ..run.request import RunRequest
 from ..run.suites import parse_suites
 from . import options
 from . import target as target_cli
-from .kernel import build_request
 
 
 def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -34,13 +30,6 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_run_bounds(run)
     target_cli.add_target_args(run)
     run.set_defaults(func=cmd_run)
-
-    validate = commands.add_parser("validate", help="build without and with patches, run the suites on both, compare")
-    options.add_source(validate)
-    options.add_accel(validate)
-    options.add_cmdline(validate)
-    options.add_run_bounds(validate)
-    validate.set_defaults(func=cmd_validate)
 
     compare_parser = commands.add_parser("compare", help="compare two runs test by test; exit 1 if B regressed")
     compare_parser.add_argument("run_a", metavar="RUN_A", help="results directory (or run id under the results root)")
@@ -80,27 +69,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     args.accel = args.accel or "auto"
     outcome = run_suites(args, parse_kernel_spec(args.kernel, args.modules, args.config), args.kernel)
     return exit_code(outcome.outcome)
-
-
-def cmd_validate(args: argparse.Namespace) -> int:
-    """Build the source without and with the patches, run the suites on both, compare."""
-    if not args.patch:
-        raise UserError("validate needs at least one --patch (the base is the source without them)")
-    parse_suites(args.suite)  # a bad suite name fails before two builds, not after
-    options.results_root(args)
-    request = build_request(args)
-    kernel_build.check_request(request)  # a missing patch fails before the base build, not after it
-    base = kernel_build.build(kernel_build.BuildRequest(request.source, request.fragments), cache_dir(), log,
-                              jobs=args.jobs)
-    patched = kernel_build.build(request, cache_dir(), log, jobs=args.jobs)
-    runs = []
-    for name, built in (("base", base), ("patched", patched)):
-        print(f"== {name}: build:{built.build_id}", flush=True)
-        runs.append(run_suites(args, BuildSpec(built.build_id), f"build:{built.build_id}"))
-    result = compare.compare(load.load_run(runs[0].record.directory), load.load_run(runs[1].record.directory))
-    print(f"== base build:{base.build_id} vs patched build:{patched.build_id}")
-    print(compare_text.render(result))
-    return 1 if result.regressions else 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

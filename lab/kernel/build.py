@@ -1,4 +1,5 @@
 """Build a kernel from source: patch a linked copy, merge fragments, configure, check, make.
+A series directory's port for the source's version replaces its own patches (kernel/patches.py).
 
 Cache layers, each keyed by what determines it:
 - builds/requests/<request key>: the build id a (source, fragments, patches) request gave,
@@ -17,10 +18,10 @@ import re
 import shutil
 import subprocess
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from ..core import lock
 from ..core.errors import InfraError, UserError
@@ -239,13 +240,22 @@ def check_request(request: BuildRequest) -> None:
     """Read the fragments and patches now (UserError naming the bad one), before any source is
     fetched or built: `lab validate` builds twice, and the second build must not be the one to fail."""
     read_fragments(request.fragments)
-    patches.load_series(list(request.patches))
+    patches.check_series(list(request.patches))
+
+
+def series_for(request: BuildRequest, source: ksource.SourceTree, log: Log) -> list[patches.Patch]:
+    """The request's patches for this source: a series directory's port for its version, if it has one."""
+    for path in request.patches:
+        if path.is_dir() and (port := patches.port_for(path, source.version)) is not None:
+            log(f"build: {path.name}: the port {port.relative_to(path)} for {source.version}")
+    return patches.load_series(list(request.patches), source.version)
 
 
 def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None) -> Built:
     fragments = read_fragments(request.fragments)
-    series = patches.load_series(list(request.patches))
+    patches.check_series(list(request.patches))  # a bad patch fails before the source is fetched
     source = ksource.acquire(request.source, cache, log)
+    series = series_for(request, source, log)
     key = request_key(source.identity, fragments, series)
     remembered = builds_dir(cache) / "requests" / key
     work = cache / "work" / key

@@ -1,0 +1,59 @@
+"""What `lab validate` was asked to do: the versions (sources) and the series, checked whole
+before the first build, so bad input is one line and exit 2 with nothing fetched or built.
+
+The series each version gets is chosen once its source is there (kernel/patches.py: a series
+directory's port for the source's `make kernelversion`, else its own patches); every series a
+directory can stand for, its ports included, is read here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import UserError
+from ..core.files import safe_name
+from ..kernel import build as kernel_build
+from ..kernel import source as ksource
+
+
+@dataclass(frozen=True)
+class Version:
+    """One source to validate the series on, numbered from 1 in the order given."""
+    index: int
+    source: str  # as the user gave it
+    spec: ksource.SourceSpec
+
+    @property
+    def directory_name(self) -> str:
+        return f"{self.index}-{safe_name(self.source, 60)}"
+
+
+@dataclass(frozen=True)
+class Plan:
+    versions: tuple[Version, ...]
+    patches: tuple[Path, ...]
+    fragments: tuple[Path, ...]
+
+    def request(self, version: Version, patched: bool) -> kernel_build.BuildRequest:
+        """The base build (same fragments, no patches) or the patched one."""
+        return kernel_build.BuildRequest(version.spec, self.fragments, self.patches if patched else ())
+
+
+def check_source(text: str) -> ksource.SourceSpec:
+    """A source as `lab kernel build` takes it; UserError naming it otherwise."""
+    return ksource.parse_source_spec(text)
+
+
+def make_plan(sources: list[str], patches: list[str], fragments: list[str]) -> Plan:
+    if not patches:
+        raise UserError("validate needs at least one --patch (the base is the source without them)")
+    seen = set()
+    for source in sources:
+        if source in seen:
+            raise UserError(f"validate: --source {source} is given twice")
+        seen.add(source)
+    versions = tuple(Version(index, source, check_source(source)) for index, source in enumerate(sources, 1))
+    plan = Plan(versions, tuple(Path(p).expanduser() for p in patches), tuple(Path(f).expanduser() for f in fragments))
+    # Every patch (and port) and fragment is read now: the base builds must not be the ones to find a typo.
+    kernel_build.check_request(plan.request(versions[0], patched=True))
+    return plan
