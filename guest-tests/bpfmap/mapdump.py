@@ -1,10 +1,20 @@
 """BPF_MAP_DUMP, the 2019 RFC (seed 003) that upstream never merged.
 
 No stock kernel has it: upstream turned it into the *_BATCH commands (5.6).
-A patched kernel appends it to ``enum bpf_cmd``; on the lab's patched 6.1
-that makes it 36 (after BPF_PROG_BIND_MAP = 35). Since 6.9 number 36 is
-BPF_TOKEN_CREATE, so whether the kernel has the command is decided only by
-:func:`probe_map_dump`'s behavioural trial, never by the number or a version.
+A patched kernel appends it to ``enum bpf_cmd``, so its number depends on the
+tree: 36 on the lab's patched 6.1 (after BPF_PROG_BIND_MAP = 35), 37 on the
+6.12 port (after BPF_TOKEN_CREATE = 36, new in 6.9). Neither the number nor a
+version decides whether the kernel has it: :func:`probe_map_dump` tries each
+candidate (:data:`CANDIDATE_CMDS`, in order) with a behavioural trial and uses
+the first that behaves like BPF_MAP_DUMP; ``$BPF_MAP_DUMP_CMD`` names the one
+number to use instead.
+
+Probing a number that is another command is harmless: the trial's attribute
+has non-zero pointers at offsets 16 and 24 (buf, buf_len), so a command whose
+attribute ends before them (BPF_TOKEN_CREATE's ends at 8) fails CHECK_ATTR
+with EINVAL before doing anything; a positive return (some command's new fd)
+is closed and counts as "absent"; and only a real dump shrinks ``*buf_len``
+to the two elements' size and fills ``buf`` with exactly them.
 
 The RFC's ``union bpf_attr`` member (offset:size)::
 
@@ -29,7 +39,7 @@ import errno as _errno
 import functools
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 from . import syscall as _sc
@@ -38,7 +48,10 @@ from .errors import BpfError
 from .layout import Value
 from .maps import BpfMap
 
-DEFAULT_MAP_DUMP_CMD = 36
+# The numbers the lab's ports give BPF_MAP_DUMP, tried in this order: 36 on
+# 6.1 (36 is BPF_TOKEN_CREATE from 6.9), 37 on 6.12.
+CANDIDATE_CMDS = (36, 37)
+DEFAULT_MAP_DUMP_CMD = CANDIDATE_CMDS[0]  # the number used when no candidate is a dump
 MAP_DUMP_CMD_ENV = "BPF_MAP_DUMP_CMD"
 
 # map_fd, pad, prev_key, buf, buf_len (pointer to u32), flags
@@ -47,10 +60,20 @@ assert DUMP_ATTR.size == 40
 _U32 = struct.Struct("<I")
 
 
-def map_dump_cmd() -> int:
-    """The command number to use: $BPF_MAP_DUMP_CMD (any base) or 36."""
+def env_map_dump_cmd() -> int | None:
+    """$BPF_MAP_DUMP_CMD (any base), or None when it is unset or empty."""
     text = os.environ.get(MAP_DUMP_CMD_ENV, "").strip()
-    return int(text, 0) if text else DEFAULT_MAP_DUMP_CMD
+    return int(text, 0) if text else None
+
+
+def map_dump_cmd() -> int:
+    """The command number to use: $BPF_MAP_DUMP_CMD, else the probe's choice.
+
+    Without the override this probes the candidates (once per process); on a
+    kernel where none behaves like BPF_MAP_DUMP it is the first candidate.
+    """
+    override = env_map_dump_cmd()
+    return override if override is not None else probe_map_dump().cmd
 
 
 def pack_dump(map_fd: int, prev_key: int, buf: int, buf_len: int, flags: int = 0) -> bytes:
@@ -178,21 +201,33 @@ def walk_dump(m: BpfMap, buf_len: int, limit: int | None = None) -> Iterator[tup
 
 @dataclass(frozen=True, slots=True)
 class MapDumpProbe:
-    """Outcome of the behavioural probe; ``observed`` is "ok" or what happened."""
+    """Outcome of the behavioural probe of ``cmd``; ``observed`` is "ok" or what happened.
+
+    ``tried`` is every (number, observed) probed to reach this answer, in
+    order (empty for a single number's probe, which tried only ``cmd``).
+    """
 
     available: bool
     observed: str
     cmd: int
+    tried: tuple[tuple[int, str], ...] = ()
+
+    @property
+    def summary(self) -> str:
+        """What each number did, e.g. "cmd 36: EINVAL; cmd 37: ok" (the suites record it)."""
+        steps = self.tried or ((self.cmd, self.observed),)
+        return "; ".join(f"cmd {number}: {observed}" for number, observed in steps)
 
     @property
     def skip_reason(self) -> str:
-        return f"kernel has no BPF_MAP_DUMP (RFC, not merged upstream): probe returned {self.observed}"
+        return f"kernel has no BPF_MAP_DUMP (RFC, not merged upstream): probe returned {self.summary}"
 
 
 _PROBE_ENTRIES = {b"\x01\x00\x00\x00": b"\x11\x11\x11\x11", b"\x02\x00\x00\x00": b"\x22\x22\x22\x22"}
 
 
-def _probe(cmd: int) -> MapDumpProbe:
+def probe_cmd(cmd: int) -> MapDumpProbe:
+    """One number's behavioural trial (uncached): does ``cmd`` act as BPF_MAP_DUMP?"""
     with BpfMap.create(MapType.HASH, 4, 4, 4) as m:
         for key, value in _PROBE_ENTRIES.items():
             m.update(key, value)
@@ -208,16 +243,49 @@ def _probe(cmd: int) -> MapDumpProbe:
         want = 2 * elem_size(m)
         if res.buf_len != want:
             return MapDumpProbe(False, f"0 but buf_len {res.buf_len} (expected {want})", cmd)
-        got = dict((k, bytes(v)) for k, v in res.entries if isinstance(v, bytes))
+        got = {k: bytes(v) for k, v in res.entries if isinstance(v, bytes)}
         if len(res.entries) != 2 or got != _PROBE_ENTRIES:
             return MapDumpProbe(False, f"0 but the buffer held {res.raw.hex()}", cmd)
         return MapDumpProbe(True, "ok", cmd)
 
 
-@functools.lru_cache(maxsize=4)
+def find_map_dump(probe: Callable[[int], MapDumpProbe], candidates: Sequence[int]) -> MapDumpProbe:
+    """Probe ``candidates`` in order; the first that behaves like BPF_MAP_DUMP wins.
+
+    Later numbers are not tried once one is found (on the 6.1 port 37 may be
+    anything). With none found the answer is the first candidate's, absent.
+    Either way ``tried`` lists every number probed and what it did.
+    """
+    if not candidates:
+        raise ValueError("no candidate command number")
+    tried: list[tuple[int, str]] = []
+    for number in candidates:
+        result = probe(number)
+        tried.append((number, result.observed))
+        if result.available:
+            return MapDumpProbe(True, result.observed, number, tuple(tried))
+    return MapDumpProbe(False, tried[0][1], candidates[0], tuple(tried))
+
+
+@functools.lru_cache(maxsize=8)
+def _probe_cached(cmd: int) -> MapDumpProbe:
+    return probe_cmd(cmd)
+
+
+@functools.lru_cache(maxsize=1)
+def _search_cached() -> MapDumpProbe:
+    return find_map_dump(_probe_cached, CANDIDATE_CMDS)
+
+
 def probe_map_dump(cmd: int | None = None) -> MapDumpProbe:
-    """Try BPF_MAP_DUMP on a two-entry hash map (cached per command number)."""
-    return _probe(map_dump_cmd() if cmd is None else cmd)
+    """Try BPF_MAP_DUMP on a two-entry hash map (cached per command number).
+
+    ``cmd`` given: that number only. Otherwise $BPF_MAP_DUMP_CMD's number only
+    if it is set, else :data:`CANDIDATE_CMDS` by :func:`find_map_dump`.
+    """
+    if cmd is None:
+        cmd = env_map_dump_cmd()
+    return _search_cached() if cmd is None else _probe_cached(cmd)
 
 
 def has_map_dump() -> bool:
@@ -226,17 +294,21 @@ def has_map_dump() -> bool:
 
 
 __all__ = [
+    "CANDIDATE_CMDS",
     "DEFAULT_MAP_DUMP_CMD",
     "DUMP_ATTR",
-    "DumpResult",
     "MAP_DUMP_CMD_ENV",
-    "MapDumpProbe",
     "SENTINEL",
+    "DumpResult",
+    "MapDumpProbe",
     "elem_size",
+    "env_map_dump_cmd",
+    "find_map_dump",
     "has_map_dump",
     "map_dump",
     "map_dump_cmd",
     "pack_dump",
+    "probe_cmd",
     "probe_map_dump",
     "split_elements",
     "walk_dump",
