@@ -12,10 +12,10 @@ import pytest
 from matrixfakes import DIFFERING, matrix_dir
 
 from lab.cli import main as cli
-from lab.matrix import table as matrix
-from lab.matrix import progress as matrixprogress
-from lab.matrix import children as matrixrun
 from lab.core.errors import UserError
+from lab.matrix import children as matrixrun
+from lab.matrix import progress as matrixprogress
+from lab.matrix import table as matrix
 
 
 def test_table_puts_differences_first_and_counts_the_rest(tmp_path: Path) -> None:

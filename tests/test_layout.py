@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "vm": {"guest", "target", "results", "core"},  # results: the file names
     "report": {"results", "kernel", "core"},
     "run": {"vm", "guest", "target", "results", "kernel", "core"},
-    "matrix": {"results", "vm", "guest", "core"},
+    "matrix": {"report", "results", "vm", "guest", "core"},  # report: `lab compare`'s property rule
     "lava": {"run", "report", "results", "vm", "guest", "kernel", "core"},
     "validate": {"matrix", "report", "results", "kernel", "core"},
     "bench": {"run", "vm", "guest", "kernel", "core"},

@@ -1,6 +1,7 @@
 """The matrix report as a real browser draws it: Debian's Chromium, headless, screenshots
 report.html built from synthetic runs, and the screenshot must show the outcome colours, with
-the differing test (pass on one kernel, FAIL on the other) above the identical rows.
+the differing test (pass on one kernel, FAIL on the other) above the identical rows, and the
+behaviour tables below the matrix, each kernel's recorded values in its own column.
 
 Skipped only when Chromium is missing outside CI; under CI (`CI` set) a missing Chromium fails.
 """
@@ -15,8 +16,8 @@ import pytest
 from matrixfakes import matrix_dir
 from pngread import Image, decode
 
-from lab.matrix import table as matrix
 from lab.matrix import html as matrixhtml
+from lab.matrix import table as matrix
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
@@ -38,7 +39,7 @@ def where(image: Image, colour: str, tolerance: int = 3) -> dict[int, list[int]]
     return found
 
 
-def screenshot(report: Path, tmp: Path) -> Image:
+def screenshot(report: Path, tmp: Path, height: int = 900) -> Image:
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (make setup installs it): the browser test must run under CI")
@@ -46,7 +47,7 @@ def screenshot(report: Path, tmp: Path) -> Image:
     png = tmp / "shot.png"
     done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}", "--window-size=1200,900",
+                           "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}", f"--window-size=1200,{height}",
                            f"--screenshot={png}", report.as_uri()],
                           capture_output=True, text=True, timeout=120, check=False)
     assert png.exists(), f"chromium wrote no screenshot (rc {done.returncode}):\n{done.stderr[-2000:]}"
@@ -69,6 +70,36 @@ def test_browser_draws_the_matrix_with_differences_first(tmp_path: Path) -> None
     assert len(below) > 200, f"only {len(below)} pass-coloured pixel rows below the differing row"
     # The skip row is identical on both kernels, so it is among the identical rows, below the FAIL.
     assert max(skips) > row_y
+
+
+def runs(xs: list[int]) -> list[tuple[int, int]]:
+    """The horizontal stretches (first x, last x) of these sorted pixel positions."""
+    found: list[tuple[int, int]] = []
+    for x in xs:
+        if found and x == found[-1][1] + 1:
+            found[-1] = (found[-1][0], x)
+        else:
+            found.append((x, x))
+    return found
+
+
+def test_browser_draws_the_behaviour_tables_below_the_matrix(tmp_path: Path) -> None:
+    directory = matrix_dir(tmp_path, identical=2, behaviour=True)
+    report = matrixhtml.write(matrix.load(directory), directory / "report.html")
+    image = screenshot(report, tmp_path, height=1400)
+    values = where(image, matrixhtml.VALUE_COLOUR)
+    assert values, "no behaviour value cell in the screenshot"
+    # Below the matrix: the only FAIL is in the matrix table (the outcome difference).
+    fails = where(image, matrixhtml.COLOURS["fail"])
+    assert fails and min(values) > max(fails)
+    # A key both kernels recorded: two value cells side by side, one per kernel column.
+    both = [y for y, xs in values.items() if len(runs(xs)) == 2]
+    # The key only 6.1 recorded (freeze_rdonly_fd): one value cell, in the left kernel column.
+    one = [y for y, xs in values.items() if len(runs(xs)) == 1]
+    assert both and one, f"value rows: {len(both)} with two cells, {len(one)} with one"
+    left, right = runs(values[both[0]])
+    assert right[0] > left[1]
+    assert all(runs(values[y])[0][0] == left[0] for y in one), "the lone value is not in the first kernel's column"
 
 
 def test_decoder_reads_what_it_is_given() -> None:

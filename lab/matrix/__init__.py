@@ -1,8 +1,9 @@
-"""matrix: several kernels at once (`lab matrix`). Uses results, vm, guest, core.
+"""matrix: several kernels at once (`lab matrix`). Uses report (compare), results, vm, guest, core.
 
 Modules, one job each:
-  children  one child `lab run` per kernel, as many at once as cores and memory allow
-  progress  how far a child has got, from the files it writes
-  table     the test x kernel matrix and its terminal table
-  html      the self-contained HTML report (templates/)
+  children   one child `lab run` per kernel, as many at once as cores and memory allow; matrix.json
+  progress   how far a child has got, from the files it writes
+  behaviour  which recorded properties of a test differ between the kernels (`lab compare`'s rule)
+  table      the test x kernel matrix, its terminal table and its differences as JSON
+  html       the self-contained HTML report (templates/)
 """

@@ -23,6 +23,7 @@ from ..core.paths import REPO_ROOT, cache_dir
 from ..guest import image, keys
 from ..vm.machine import MachineSpec
 from . import progress as matrixprogress
+from . import table as matrixtable
 
 QEMU_OVERHEAD_MB = 384  # QEMU's own RSS under TCG, plus the child lab process
 POLL_SECONDS = 1.0
@@ -143,13 +144,16 @@ def run_children(children: list[Child], jobs: int, env: dict[str, str], show: Lo
 
 
 def write_matrix_json(matrix_dir: Path, children: list[Child], suites: str, jobs: int, started: str) -> None:
-    kernels = []
+    """matrix.json: each kernel's run (what matrix/table.load reads back) and what differs between them."""
+    kernels, columns = [], []
     for child in children:
         run = matrixprogress.run_directory(child.root)
         kernels.append({"kernel": child.kernel, "run": str(run.relative_to(matrix_dir)) if run else None,
                         "log": str(child.log_path.relative_to(matrix_dir)), "exit_code": child.returncode,
                         "seconds": child.seconds})
-    data = {"started": started, "suites": suites.split(","), "jobs": jobs, "kernels": kernels}
+        columns.append(matrixtable.load_column(child.kernel, run, child.seconds))
+    data = {"started": started, "suites": suites.split(","), "jobs": jobs, "kernels": kernels,
+            "differences": matrixtable.differences_json(matrixtable.build(columns))}
     write_json_atomic(matrix_dir / "matrix.json", data)
 
 

@@ -1,5 +1,6 @@
 """The matrix as one self-contained HTML page (templates/matrix.html.j2): inline CSS, no
-script, no external URL, so it can be mailed or archived as a single file.
+script, no external URL, so it can be mailed or archived as a single file. The outcome table,
+then one table per test whose recorded behaviour differs (a column per kernel), messages, times.
 
 The page's geometry (the SVG bar chart of suite wall times) is computed here, so the template
 only lays out numbers it is given.
@@ -18,9 +19,11 @@ from . import table as matrix
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 # Outcome colours; the browser test looks for exactly these pixels in a screenshot.
 COLOURS = {"pass": "#78c878", "fail": "#e64646", "skip": "#f0c850", "err": "#aa50c8", "missing": "#ffffff"}
+VALUE_COLOUR = "#cfe0f6"  # a recorded value that differs between the kernels (the browser test looks for it)
 BAR_COLOURS = ("#3b6fb6", "#7fa7dd", "#1f3f6e", "#9bb9e6", "#5a86c8", "#2c5491")
 CHART_WIDTH = 520  # px for the longest bar
 BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 16, 4, 230
+CHAR_PX, MAX_NAME_PX, MAX_VALUE_PX = 8, 700, 420  # behaviour tables: about one character of 12-13 px text
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,15 @@ def chart(columns: tuple[matrix.Column, ...]) -> tuple[list[Bar], int]:
     return bars, y
 
 
+def behaviour_widths(m: matrix.Matrix) -> tuple[int, int]:
+    """The px width of the behaviour tables' name column and of each kernel's column: the same in
+    every table, so that one kernel's values line up down the page."""
+    rows = m.behaviour_differing
+    names = [len(f"{r.suite}/{r.name}") for r in rows] + [len(p.label) for r in rows for p in r.behaviour]
+    values = [len(c.kernel) for c in m.columns] + [len(v.shown) for r in rows for p in r.behaviour for v in p.cells]
+    return (min(CHAR_PX * max(names + [10]) + 16, MAX_NAME_PX), min(CHAR_PX * max(values + [10]) + 24, MAX_VALUE_PX))
+
+
 def _console_link(column: matrix.Column, report_dir: Path) -> str | None:
     if column.directory is None or not (column.directory / layout.CONSOLE).exists():
         return None
@@ -59,8 +71,13 @@ def render(m: matrix.Matrix, report_dir: Path, title: str = "bpf-kernel-lab matr
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     bars, height = chart(m.columns)
+    # In-page links from a matrix row to its behaviour table.
+    anchors = {(r.suite, r.name): f"behaviour-{index}" for index, r in enumerate(m.behaviour_differing, 1)}
+    name_px, value_px = behaviour_widths(m)
     return env.get_template("matrix.html.j2").render(
         title=title, matrix=m, columns=m.columns, differing=m.differing, identical=m.identical,
+        behaviour=m.behaviour_differing, value_colour=VALUE_COLOUR, anchors=anchors,
+        name_px=name_px, value_px=value_px,
         colours=COLOURS, cell_class=matrix.CELL_CLASS, cell_text=matrix.cell_text,
         consoles=[_console_link(c, report_dir) for c in m.columns], summary=matrix.summary_line,
         bars=bars, chart_height=height, bar_height=BAR_HEIGHT, label_width=LABEL_WIDTH, chart_width=CHART_WIDTH)

@@ -1,8 +1,11 @@
 """The test x kernel matrix of a `lab matrix` run, read back from its run directories, and its
-terminal table (rows where the kernels differ first; identical rows only counted unless asked).
+terminal table: rows whose outcome differs between the kernels first (identical rows only
+counted unless asked), then the tests whose recorded behaviour differs (matrix/behaviour.py),
+key by key, then the counts.
 
-Runs are read with results/load.py, so a matrix shows exactly what `lab compare` would.
-A kernel whose run never made a results directory (a fetch error) is a column of "—".
+Runs are read with results/load.py and properties compared by `lab compare`'s rule, so a matrix
+shows exactly what `lab compare` would. A kernel whose run never made a results directory (a
+fetch error) is a column of "—".
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..results.load import Key, load_run
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, TestRecord
+from . import behaviour as matrixbehaviour
 
 # Cell texts, and the class name the HTML report colours them by.
 CELL_TEXT = {PASSED: "pass", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERR"}
@@ -47,24 +51,38 @@ class Row:
     suite: str
     name: str
     cells: tuple[TestRecord | None, ...]
+    behaviour: tuple[matrixbehaviour.PropertyRow, ...] = ()  # the recorded properties that differ
 
     @property
     def texts(self) -> tuple[str, ...]:
         return tuple(CELL_TEXT[c.outcome] if c else MISSING for c in self.cells)
 
     @property
-    def differs(self) -> bool:
+    def outcome_differs(self) -> bool:
         return len(set(self.texts)) > 1
+
+    @property
+    def differs(self) -> bool:
+        """The outcome differs, or the outcome is the same and the kernels behaved differently."""
+        return self.outcome_differs or bool(self.behaviour)
 
 
 @dataclass(frozen=True)
 class Matrix:
     columns: tuple[Column, ...]
-    rows: tuple[Row, ...]  # differing rows first, each group in (suite, name) order
+    rows: tuple[Row, ...]  # outcome differs, then behaviour only, then identical; each group in (suite, name) order
 
     @property
     def differing(self) -> tuple[Row, ...]:
         return tuple(r for r in self.rows if r.differs)
+
+    @property
+    def outcome_differing(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.outcome_differs)
+
+    @property
+    def behaviour_differing(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.behaviour)
 
     @property
     def identical(self) -> tuple[Row, ...]:
@@ -88,9 +106,35 @@ def load_column(kernel: str, directory: Path | None, seconds: float | None = Non
 
 def build(columns: list[Column]) -> Matrix:
     keys = sorted({key for column in columns for key in column.tests})
-    rows = [Row(suite, name, tuple(c.tests.get((suite, name)) for c in columns)) for suite, name in keys]
-    ordered = [r for r in rows if r.differs] + [r for r in rows if not r.differs]
+    kernels = tuple(c.kernel for c in columns)
+    rows = []
+    for suite, name in keys:
+        cells = tuple(c.tests.get((suite, name)) for c in columns)
+        rows.append(Row(suite, name, cells, matrixbehaviour.differences(cells, kernels)))
+    ordered = ([r for r in rows if r.outcome_differs] + [r for r in rows if r.differs and not r.outcome_differs]
+               + [r for r in rows if not r.differs])
     return Matrix(tuple(columns), tuple(ordered))
+
+
+def differences_json(matrix: Matrix) -> dict[str, object]:
+    """What differs, for matrix.json: the counts, the tests whose outcome differs (each kernel's
+    outcome, null: not run) and those whose recorded behaviour differs (each key's value on each
+    kernel that ran the test, null: not recorded)."""
+    kernels = [c.kernel for c in matrix.columns]
+
+    def outcomes(row: Row) -> dict[str, str | None]:
+        return {k: c.outcome if c else None for k, c in zip(kernels, row.cells)}
+
+    def properties(row: Row) -> list[dict[str, object]]:
+        return [{"key": p.key, "values": {k: c.value for k, c in zip(kernels, p.cells) if c.ran}} for p in row.behaviour]
+
+    return {
+        "tests": len(matrix.rows), "outcome_differs": len(matrix.outcome_differing),
+        "behaviour_differs": len(matrix.behaviour_differing), "identical": len(matrix.identical),
+        "outcome": [{"suite": r.suite, "name": r.name, "outcomes": outcomes(r)} for r in matrix.outcome_differing],
+        "behaviour": [{"suite": r.suite, "name": r.name, "outcomes": outcomes(r), "properties": properties(r)}
+                      for r in matrix.behaviour_differing],
+    }
 
 
 def load(matrix_dir: Path) -> Matrix:
@@ -110,28 +154,70 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
-def render_table(matrix: Matrix, show_all: bool = False) -> str:
-    """Rows where kernels differ, then identical rows (only with show_all, else a count), then
-    one summary line per kernel."""
-    widths = [max(len(c.kernel), 4) for c in matrix.columns]
-    shown = matrix.rows if show_all else matrix.differing  # the width of what is printed, not of all rows
-    names = [f"{r.suite}/{r.name}" for r in shown]
-    name_width = min(max([len(n) for n in names] + [4]), 90)
+NAME_WIDTH = 90  # the test-name column is cut here
+VALUE_WIDTH = matrixbehaviour.LONG_VALUE  # a value up to `lab compare`'s "long" is shown whole
+BEHAVIOUR_TITLE = "behaviour differences (same test, other kernel behaviour recorded; measurements not compared)"
 
-    def line(name: str, cells: tuple[str, ...]) -> str:
-        return "  ".join([f"{_cut(name, name_width):<{name_width}}", *(f"{c:<{w}}" for c, w in zip(cells, widths))]).rstrip()
 
-    lines = [line("test", tuple(c.kernel for c in matrix.columns))]
-    differing, identical = matrix.differing, matrix.identical
-    if differing:
-        lines += [line(f"{r.suite}/{r.name}", r.texts) for r in differing]
-    else:
-        lines.append("(no test differs between the kernels)")
+def _lines(names: list[str], cells: list[tuple[str, ...]], header: tuple[str, ...]) -> list[str]:
+    """Aligned columns: a name, then one cell per kernel, each as wide as its widest cell."""
+    name_width = min(max([len(n) for n in names] + [4]), NAME_WIDTH)
+    widths = [max([len(h), 4] + [len(row[i]) for row in cells]) for i, h in enumerate(header)]
+
+    def line(name: str, row: tuple[str, ...]) -> str:
+        return "  ".join([f"{_cut(name, name_width):<{name_width}}", *(f"{c:<{w}}" for c, w in zip(row, widths))]).rstrip()
+
+    return [line(n, row) for n, row in zip(names, cells)]
+
+
+def outcome_table(matrix: Matrix, show_all: bool = False) -> list[str]:
+    """The header, the rows whose outcome differs, then (show_all) every other row, then the count
+    of identical rows."""
+    header = tuple(c.kernel for c in matrix.columns)
+    rows = list(matrix.outcome_differing)
     if show_all:
-        lines += [line(f"{r.suite}/{r.name}", r.texts) for r in identical]
+        rows += [r for r in matrix.rows if not r.outcome_differs]
+    lines = _lines(["test"] + [f"{r.suite}/{r.name}" for r in rows], [header] + [r.texts for r in rows], header)
+    if not matrix.differing:
+        lines.insert(1, "(no test differs between the kernels)")
+    elif not matrix.outcome_differing:
+        lines.insert(1, "(no test differs in outcome)")
+    identical = matrix.identical
     if identical:
         lines.append(f"{len(identical)} identical row(s) across all kernels" + ("" if show_all else " (--all prints them)"))
-    lines.append("")
+    return lines
+
+
+def behaviour_table(matrix: Matrix) -> list[str]:
+    """Each test whose recorded behaviour differs, with its outcomes, then one line per property key
+    with each kernel's value (a long value: its changed words; cut at VALUE_WIDTH)."""
+    rows = matrix.behaviour_differing
+    if not rows:
+        return []
+    header = tuple(c.kernel for c in matrix.columns)
+    names, cells = ["test / property"], [header]
+    for row in rows:
+        names.append(f"{row.suite}/{row.name}")
+        cells.append(row.texts)
+        for prop in row.behaviour:
+            names.append(f"  {prop.label}")
+            cells.append(tuple(_cut(c.shown, VALUE_WIDTH) for c in prop.cells))
+    return [BEHAVIOUR_TITLE + ":", *_lines(names, cells, header)]
+
+
+def counts_line(matrix: Matrix) -> str:
+    return (f"{len(matrix.outcome_differing)} test(s) differ in outcome, "
+            f"{len(matrix.behaviour_differing)} in recorded behaviour ({len(matrix.rows)} tests)")
+
+
+def render_table(matrix: Matrix, show_all: bool = False) -> str:
+    """Rows whose outcome differs, then identical rows (only with show_all, else a count), then the
+    tests whose recorded behaviour differs, then the counts and one summary line per kernel."""
+    lines = outcome_table(matrix, show_all)
+    behaviour = behaviour_table(matrix)
+    if behaviour:
+        lines += ["", *behaviour]
+    lines += ["", counts_line(matrix)]
     lines += [summary_line(c) for c in matrix.columns]
     return "\n".join(lines)
 
