@@ -47,6 +47,7 @@ bench: setup
 	$(BIN)/python -m lab.bench.boot
 	$(BIN)/python -m lab.bench.build
 	$(BIN)/python -m lab.bench.matrix
+	$(BIN)/python -m lab.bench.validate
 	$(SUDO) $(BIN)/python -m lab.bench.client
 
 clean:

@@ -1,5 +1,6 @@
 """End-to-end kernel builds: Debian's 6.1 source with the lab's base fragment, built, booted
-and run; the BPF_MAP_DUMP port validated A/B; and the build's bad inputs.
+and run; the BPF_MAP_DUMP port validated A/B (on 6.1, and over 6.1 and 6.12 where it does not apply
+to 6.12 without its port); and the build's bad inputs.
 
 Builds use the user's cache (sources, ccache, builds), like every other e2e test, so the
 second run of these tests costs a few seconds per build. From a cold cache: about 6 min for
@@ -59,23 +60,40 @@ def test_build_records_its_identity(base_build: str) -> None:
     assert (entry / "build.log").stat().st_size > 0
 
 
+def validation(results: Path) -> tuple[Path, dict]:
+    """The one validate-<stamp>/ directory a `lab validate` left under results, and its validate.json."""
+    found = sorted(results.glob("validate-*"))
+    assert len(found) == 1, found
+    return found[0], json.loads((found[0] / "validate.json").read_text())
+
+
+def runs_of(directory: Path, row: dict) -> tuple[Path, Path]:
+    """A version's base and patched run directories, as validate.json names them."""
+    return directory / row["runs"]["base"]["run"], directory / row["runs"]["patched"]["run"]
+
+
 def test_validate_map_dump_port(tmp_path: Path, base_build: str) -> None:
     """Base and patched 6.1 both pass the three suites; exactly the BPF_MAP_DUMP tests change."""
     done = lab("validate", "--source", "debian:6.1", "--patch", str(MAP_DUMP_PORT), results=tmp_path)
     assert done.returncode == 0, f"lab validate failed:\n{done.stdout}\n{done.stderr}"
-    assert f"== base: build:{base_build}" in done.stdout
+    assert f"base build: build:{base_build}" in done.stdout
     assert "no regression" in done.stdout
-    runs = sorted(p for p in tmp_path.iterdir() if p.is_dir())
-    assert len(runs) == 2
+    directory, data = validation(tmp_path)
+    (row,) = data["versions"]
+    assert row["verdict"] == "no regression" and row["applies"]["status"] == "clean" and row["port"] is None
+    assert row["builds"]["base"]["build_id"] == base_build
+    runs = runs_of(directory, row)
+    assert [run.parent.name for run in runs] == ["base", "patched"]
     for run in runs:
         assert json.loads((run / "metadata.json").read_text())["outcome"] == "passed"
     compared = lab("compare", "--json", str(runs[0]), str(runs[1]))
     assert compared.returncode == 0, compared.stderr
     result = json.loads(compared.stdout)
+    assert result["counts"] == row["comparison"]["counts"]  # validate.json holds the same comparison
     counts = result["counts"]
     assert counts["compared"] > 500
     for category in ("newly_failing", "newly_skipped", "added", "removed", "failing_in_both"):
-        assert counts[category] == 0, result[category] if category in result else counts
+        assert counts[category] == 0, result.get(category, counts)
     # Every BPF_MAP_DUMP test goes from skipped (no such command) to passed, and nothing else does.
     assert counts["newly_passing"] == 20
     for change in result["newly_passing"]:
@@ -94,7 +112,10 @@ def test_validate_catches_a_broken_per_cpu_copy(tmp_path: Path, base_build: str)
     done = lab("validate", "--source", "debian:6.1", "--patch", str(BROKEN_PERCPU_COPY), "--suite", "maps",
                results=tmp_path)
     assert done.returncode == 1, f"lab validate did not report the regression:\n{done.stdout}\n{done.stderr}"
-    base_run, patched_run = sorted(p for p in tmp_path.iterdir() if p.is_dir())
+    directory, data = validation(tmp_path)
+    (row,) = data["versions"]
+    assert row["verdict"] == "regressed" and row["reason"].startswith("regressed: ")
+    base_run, patched_run = runs_of(directory, row)
     base = json.loads((base_run / "metadata.json").read_text())
     assert base["outcome"] == "passed" and base["kernel"]["build_id"] == base_build
     assert base["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in base
@@ -108,6 +129,40 @@ def test_validate_catches_a_broken_per_cpu_copy(tmp_path: Path, base_build: str)
     assert any(name.startswith("test_maps_percpu_layout.py::test_lookup_fills_one_slot_per_possible_cpu")
                for name in failing), failing
     assert compared["regression"]
+    assert row["comparison"]["regression"] and row["comparison"]["counts"] == compared["counts"]
+
+
+def test_validate_over_two_versions_where_one_does_not_apply(tmp_path: Path, base_build: str) -> None:
+    """The BPF_MAP_DUMP patch alone (no 6.12 port beside it): on 6.1 it applies, builds (cached by
+    the tests above) and only adds passing dump tests; on 6.12 it does not apply, which is that
+    row's verdict, with nothing built for it; no version regressed, so exit 0."""
+    patch = tmp_path / "series" / "0001-bpf-add-BPF_MAP_DUMP-command.patch"
+    patch.parent.mkdir()
+    patch.write_bytes(next(MAP_DUMP_PORT.glob("0001-*.patch")).read_bytes())
+    results = tmp_path / "results"
+    done = lab("validate", "--source", "debian:6.1", "--source", "debian:6.12", "--patch", str(patch),
+               "--suite", "dump", results=results)
+    assert done.returncode == 0, f"lab validate failed:\n{done.stdout}\n{done.stderr}"
+    directory, data = validation(results)
+    old, new = data["versions"]
+    assert (old["source"], new["source"]) == ("debian:6.1", "debian:6.12")
+    assert old["resolved"]["package"] == "linux-source-6.1" and new["resolved"]["package"] == "linux-source-6.12"
+    assert old["applies"]["status"] == "clean" and old["verdict"] == "no regression"
+    assert old["builds"]["base"]["build_id"] == base_build and old["builds"]["patched"]["cached"]
+    assert old["comparison"]["counts"]["newly_passing"] == 20 and not old["comparison"]["regression"]
+    assert all(c["name"].startswith("test_dump_rfc.py::") for c in old["comparison"]["newly_passing"])
+    assert new["verdict"] == "does not apply" and new["builds"] == {} and new["runs"] == {}
+    assert re.fullmatch(r"1/1 0001-bpf-add-BPF_MAP_DUMP-command\.patch: include/uapi/linux/bpf\.h hunk #2 \(at line \d+\)",
+                        new["applies"]["failure"]), new["applies"]
+    assert not (directory / new["directory"]).exists()  # no run root: nothing ran for 6.12
+    assert re.search(r"^2\s+debian:6\.12\s+linux-source-6\.12 \S+ \(6\.12\.\d+\)\s+does not apply\s+—", done.stdout, re.MULTILINE)
+    assert re.search(r"^1\s+debian:6\.1\s+.*\s+clean\s+both\s+passed \(\d+\)\s+passed \(\d+\)\s+20 newly passing",
+                     done.stdout, re.MULTILINE), done.stdout
+    assert ("applies: does not apply: 1/1 0001-bpf-add-BPF_MAP_DUMP-command.patch: include/uapi/linux/bpf.h hunk #2"
+            in done.stdout)
+    assert "validate: 2 version(s): 1 no regression, 1 does not apply" in done.stdout
+    assert (directory / "report.html").is_file()
+    assert "make -j" not in done.stderr  # everything was cached for 6.1, nothing built for 6.12
 
 
 def test_dropped_symbol_is_one_line(tmp_path: Path) -> None:

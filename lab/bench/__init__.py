@@ -4,4 +4,5 @@ Modules, one job each:
   boot    boot-to-SSH and whole-run seconds          build   cold build and one-line rebuild
   client  the Python client against the same loops in C (client.c)
   matrix  two kernels side by side against one alone
+  validate  `lab validate` of two versions at once against each alone
 """
