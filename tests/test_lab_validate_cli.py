@@ -14,12 +14,15 @@ from test_lab_validate import PATCH_TEXT, Fakes
 from validatefakes import BAD_TESTS, BASE_TESTS, GOOD_TESTS, LINES, replaced
 
 from lab.cli import main as cli
+from lab.core.errors import UserError
 from lab.core.outcome import Outcome
 from lab.guest import assets, image
 from lab.kernel import acquire
 from lab.kernel import build as kernel_build
 from lab.kernel import source as ksource
 from lab.matrix import children as matrixrun
+
+REAL_CHECK = ksource.check
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +35,21 @@ def private_places(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 
 @pytest.fixture
-def nothing_starts(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def checked(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Sources checked (ksource.check), without reading the host's apt lists: a version the lists
+    do not hold is refused."""
+    seen: list[str] = []
+
+    def check(spec: ksource.SourceSpec) -> None:
+        seen.append(str(spec))
+        if isinstance(spec, ksource.DebianSource) and spec.exact == "6.1.999-1":
+            raise UserError("no linux-source-6.1 6.1.999-1 in the host's apt lists (nearest: 6.1.192-3)")
+    monkeypatch.setattr(ksource, "check", check)
+    return seen
+
+
+@pytest.fixture
+def nothing_starts(monkeypatch: pytest.MonkeyPatch, checked: list[str]) -> Iterator[list[str]]:
     started: list[str] = []
 
     def forbidden(*args: object, **kwargs: object) -> None:
@@ -73,6 +90,23 @@ def test_bad_input_is_one_line_before_anything_is_built(argv: list[str], expecte
                                                          capsys: pytest.CaptureFixture[str]) -> None:
     line = one_line_error(["validate", *argv, "--patch", str(patch)], capsys)
     assert expected in line, line
+
+
+def test_every_source_is_checked_before_anything_is_built(patch: Path, nothing_starts: list[str], checked: list[str],
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    line = one_line_error(["validate", "--source", "debian:6.12", "--source", "debian:6.1.999-1", "--source", "debian:6.1",
+                           "--patch", str(patch)], capsys)
+    assert "no linux-source-6.1 6.1.999-1" in line
+    assert len(checked) == 2  # the first, then the one refused
+
+
+def test_a_tree_that_is_not_a_kernel_tree_is_bad_input(tmp_path: Path, patch: Path, nothing_starts: list[str],
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(ksource, "check", REAL_CHECK)
+    (tmp_path / "not-a-kernel").mkdir()
+    line = one_line_error(["validate", "--source", str(tmp_path / "not-a-kernel"), "--patch", str(patch)], capsys)
+    assert "not an x86 kernel source tree (no Makefile)" in line
 
 
 def test_no_patch_is_bad_input(nothing_starts: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,9 +23,15 @@ def replaced(lines: list[str], changes: dict[int, str]) -> list[str]:
 
 
 def tree(root: Path, version: str = "6.1.192", text: list[str] = LINES) -> ksource.SourceTree:
-    """A source tree with kernel/f.c and a version, as ksource.acquire would hand it back."""
+    """A source tree with kernel/f.c and a version, as ksource.acquire would hand it back (with
+    the files that make it pass for an x86 kernel tree)."""
     (root / "kernel").mkdir(parents=True, exist_ok=True)
     (root / "kernel" / "f.c").write_text("".join(text))
+    (root / "arch" / "x86").mkdir(parents=True, exist_ok=True)
+    major, minor, *rest = version.split(".")
+    (root / "Makefile").write_text(f"VERSION = {major}\nPATCHLEVEL = {minor}\nSUBLEVEL = {rest[0] if rest else ''}\n")
+    (root / "Kconfig").write_text("")
+    (root / "arch" / "x86" / "Kconfig").write_text("")
     return ksource.SourceTree(root, version, {"origin": "tree", "spec": str(root), "digest": "x"})
 
 

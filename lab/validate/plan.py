@@ -39,12 +39,8 @@ class Plan:
         return kernel_build.BuildRequest(version.spec, self.fragments, self.patches if patched else ())
 
 
-def check_source(text: str) -> ksource.SourceSpec:
-    """A source as `lab kernel build` takes it; UserError naming it otherwise."""
-    return ksource.parse_source_spec(text)
-
-
 def make_plan(sources: list[str], patches: list[str], fragments: list[str]) -> Plan:
+    """The plan, or a UserError naming the first bad input; nothing is downloaded or unpacked."""
     if not patches:
         raise UserError("validate needs at least one --patch (the base is the source without them)")
     seen = set()
@@ -52,8 +48,10 @@ def make_plan(sources: list[str], patches: list[str], fragments: list[str]) -> P
         if source in seen:
             raise UserError(f"validate: --source {source} is given twice")
         seen.add(source)
-    versions = tuple(Version(index, source, check_source(source)) for index, source in enumerate(sources, 1))
+    versions = tuple(Version(index, source, ksource.parse_source_spec(source)) for index, source in enumerate(sources, 1))
     plan = Plan(versions, tuple(Path(p).expanduser() for p in patches), tuple(Path(f).expanduser() for f in fragments))
     # Every patch (and port) and fragment is read now: the base builds must not be the ones to find a typo.
     kernel_build.check_request(plan.request(versions[0], patched=True))
+    for version in versions:
+        ksource.check(version.spec)  # a Debian version the apt lists do not hold, a tree that is no kernel tree
     return plan
