@@ -3,11 +3,18 @@
 The kernel copies one slot per *possible* CPU (for_each_possible_cpu), packed
 densely, so the count of CPUs in /sys/devices/system/cpu/possible matters,
 not os.cpu_count() (online CPUs) and not the highest CPU number.
+
+``on_one_cpu`` keeps the calling thread on one CPU: what some maps do
+depends on the CPU a call runs on (an LRU's per-CPU free lists), so a test
+that records it must not migrate halfway.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
+from collections.abc import Iterator
 
 POSSIBLE_CPUS_PATH = "/sys/devices/system/cpu/possible"
 
@@ -40,3 +47,15 @@ def possible_cpus(path: str = POSSIBLE_CPUS_PATH) -> tuple[int, ...]:
 def num_possible_cpus() -> int:
     """How many value slots a per-CPU lookup fills."""
     return len(possible_cpus())
+
+
+@contextlib.contextmanager
+def on_one_cpu() -> Iterator[int]:
+    """Run the block on the lowest CPU this thread may use; the affinity is restored after."""
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield cpu
+    finally:
+        os.sched_setaffinity(0, allowed)

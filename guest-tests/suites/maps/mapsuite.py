@@ -109,6 +109,17 @@ def raw_errno(cmd: int, attr: bytes | bytearray, size: int | None = None) -> int
     return errno_of(lambda: bpf_raw(cmd, attr, size))
 
 
+def ranges(numbers: list[int]) -> str:
+    """Integers as sorted runs, "0-3,7,9-10": a set of keys short enough to record."""
+    runs: list[list[int]] = []
+    for n in sorted(set(numbers)):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1][1] = n
+        else:
+            runs.append([n, n])
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
+
+
 def percpu_value(m: BpfMap, i: int) -> list[bytes] | bytes:
     """A value for ``m`` derived from ``i``: per-CPU maps get a distinct slot each."""
     if m.is_percpu:

@@ -4,6 +4,7 @@ OBJ_GET file flags) and MAP_FREEZE."""
 from __future__ import annotations
 
 import errno
+import mmap
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -187,3 +188,58 @@ def test_freeze_through_writeonly_fd(hmap: BpfMap, features: Features) -> None:
         wo.freeze()
     assert errno_of(lambda: hmap.update(k(1), v(2))) == errno.EPERM
     assert hmap.lookup(k(1)) == v(1)
+
+
+def test_frozen_map_and_the_batch_commands(frozen: BpfMap, features: Features,
+                                           record_property: Recorder) -> None:
+    """A frozen map stays readable by LOOKUP_BATCH and refuses every batch write;
+    the errno each write gets is the kernel's and is recorded."""
+    if not features.has_batch:
+        pytest.skip("kernel lacks the *_BATCH commands")
+    got = {
+        "lookup_batch": can(lambda: frozen.lookup_batch(None, 8)),
+        "update_batch": can(lambda: frozen.update_batch([k(2)], [v(2)])),
+        "delete_batch": can(lambda: frozen.delete_batch([k(1)])),
+        "lookup_and_delete_batch": can(lambda: frozen.lookup_and_delete_batch(None, 8)),
+    }
+    record_property("frozen_map_batch_commands", got)
+    assert got["lookup_batch"] == "ok"
+    assert all(result != "ok" for name, result in got.items() if name != "lookup_batch"), got
+    assert frozen.lookup(k(1)) == v(1) and errno_of(lambda: frozen.lookup(k(2))) == errno.ENOENT
+
+
+def _mmap(m: BpfMap, prot: int) -> mmap.mmap:
+    return mmap.mmap(m.fd, mmap.PAGESIZE, flags=mmap.MAP_SHARED, prot=prot)
+
+
+def _mmap_outcome(m: BpfMap, prot: int) -> str:
+    try:
+        _mmap(m, prot).close()
+    except OSError as e:
+        return errno_name(e.errno or 0)
+    return "ok"
+
+
+def test_freeze_and_mmap_of_an_mmapable_array(features: Features, record_property: Recorder) -> None:
+    """A writable mapping of a BPF_F_MMAPABLE array and MAP_FREEZE exclude each
+    other. Which errno each side gets, and whether a writable mapping that was
+    unmapped still counts, is recorded; a frozen array must refuse a writable
+    mapping and still allow a read-only one."""
+    need_cmd(features, Cmd.MAP_FREEZE)
+    seen: dict[str, str] = {}
+    with BpfMap.create(MapType.ARRAY, 4, 8, mmap.PAGESIZE // 8, int(MapFlag.MMAPABLE)) as m:
+        writable = _mmap(m, mmap.PROT_READ | mmap.PROT_WRITE)
+        try:
+            writable[0:8] = v(42)
+            assert m.lookup(k(0)) == v(42), "a write through the mapping is the map's value"
+            seen["freeze with a writable mapping"] = can(m.freeze)
+        finally:
+            writable.close()
+        if seen["freeze with a writable mapping"] != "ok":
+            seen["freeze after unmapping it"] = can(m.freeze)
+        seen["writable mapping of the frozen map"] = _mmap_outcome(m, mmap.PROT_READ | mmap.PROT_WRITE)
+        seen["read-only mapping of the frozen map"] = _mmap_outcome(m, mmap.PROT_READ)
+        assert errno_of(lambda: m.update(k(0), v(1))) == errno.EPERM, "the array is frozen"
+    record_property("freeze_vs_mmap", seen)
+    assert seen["writable mapping of the frozen map"] != "ok"
+    assert seen["read-only mapping of the frozen map"] == "ok"

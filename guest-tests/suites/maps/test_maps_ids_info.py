@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import struct
 
 import pytest
 
 from bpfmap import (
     BpfMap,
     Cmd,
+    Features,
     MapFlag,
     MapType,
     attrs,
@@ -21,7 +23,7 @@ from bpfmap import (
     map_get_next_id,
     num_possible_cpus,
 )
-from mapsuite import Recorder, errno_of, id_exists, k, v, wait_for
+from mapsuite import Recorder, errno_of, id_exists, k, need_type, v, wait_for
 
 INFO_HEAD = 40  # type, id, key_size, value_size, max_entries, map_flags, name[16]
 MAP_EXTRA_END = 88  # bpf_map_info through map_extra (5.16)
@@ -144,3 +146,57 @@ def test_nonzero_byte_after_map_extra(record_property: Recorder) -> None:
             assert err == errno.E2BIG
         else:
             assert err in (errno.E2BIG, errno.EINVAL)
+
+
+# bpf_map_info after the head: ifindex, btf_vmlinux_value_type_id, netns_dev,
+# netns_ino, btf_id, btf_key_type_id, btf_value_type_id, btf_vmlinux_id, map_extra.
+INFO_TAIL = struct.Struct("<IIQQIIIIQ")
+INFO_TAIL_NAMES = ("ifindex", "btf_vmlinux_value_type_id", "netns_dev", "netns_ino", "btf_id",
+                   "btf_key_type_id", "btf_value_type_id", "btf_vmlinux_id", "map_extra")
+
+
+def test_info_fields_past_the_head(record_property: Recorder) -> None:
+    """What the kernel fills in after name[] for a plain map (no BTF, not offloaded),
+    and any bytes it writes past map_extra (newer kernels' fields): recorded, as the
+    kernel has latitude there. A map made without BTF has no BTF IDs."""
+    with BpfMap.create(MapType.HASH, 4, 8, 4, name="tail") as m:
+        full_len, buf = raw_info(m.fd, 256)
+        assert full_len >= MAP_EXTRA_END
+        tail = dict(zip(INFO_TAIL_NAMES, INFO_TAIL.unpack_from(buf, INFO_HEAD)))
+        assert tail["btf_id"] == tail["btf_key_type_id"] == tail["btf_value_type_id"] == 0
+        record_property("bpf_map_info_tail", tail)
+        record_property("bpf_map_info_bytes_past_map_extra", buf[MAP_EXTRA_END:full_len].hex() or "none")
+
+
+# (type, key_size, value_size, max_entries, map_flags): geometries a kernel might round.
+REPORTED = [
+    (MapType.HASH, 4, 1, 1, 0),
+    (MapType.HASH, 4, 8, 3, int(MapFlag.NO_PREALLOC)),
+    (MapType.ARRAY, 4, 1, 3, 0),
+    (MapType.ARRAY, 4, 8, 3, int(MapFlag.MMAPABLE)),
+    (MapType.PERCPU_ARRAY, 4, 12, 3, 0),
+    (MapType.PERCPU_HASH, 4, 12, 3, 0),
+    (MapType.LRU_HASH, 4, 8, 3, 0),
+    (MapType.LRU_HASH, 4, 8, 3, int(MapFlag.NO_COMMON_LRU)),
+    (MapType.LRU_PERCPU_HASH, 4, 8, 3, int(MapFlag.NO_COMMON_LRU)),
+    (MapType.LPM_TRIE, 5, 8, 3, int(MapFlag.NO_PREALLOC)),
+    (MapType.QUEUE, 0, 3, 3, 0),
+    (MapType.STACK, 0, 3, 3, 0),
+    (MapType.BLOOM_FILTER, 0, 3, 3, 0),
+]
+
+
+@pytest.mark.parametrize(("map_type", "key", "value", "max_entries", "flags"), REPORTED,
+                         ids=[f"{t.name}-k{kk}-v{vv}-m{mm}-f{ff:#x}" for t, kk, vv, mm, ff in REPORTED])
+def test_reported_geometry(map_type: MapType, key: int, value: int, max_entries: int, flags: int,
+                           features: Features, record_property: Recorder) -> None:
+    """The sizes and flags GET_INFO_BY_FD reports for odd geometries (max_entries 3,
+    value sizes not a multiple of 8): recorded, since a kernel may round them (an LRU
+    without a common list rounds max_entries to the possible CPUs). The sizes never
+    shrink and the key size is never changed."""
+    need_type(features, map_type)
+    with BpfMap.create(map_type, key, value, max_entries, flags) as m:
+        info = m.info()
+        assert info.key_size == key and info.value_size >= value and info.max_entries >= max_entries
+        record_property("reported_geometry", f"key_size {info.key_size} value_size {info.value_size} "
+                        f"max_entries {info.max_entries} map_flags {info.map_flags:#x}")

@@ -132,3 +132,20 @@ def test_lookup_and_delete_is_enotsupp(trie: BpfMap) -> None:
     fill(trie)
     assert errno_of(lambda: trie.lookup_and_delete(key("10.0.0.0/8"))) == ENOTSUPP
     assert trie.lookup(key("10.0.0.0/8")) == v(1)
+
+
+def cidr(raw: bytes) -> str:
+    """An IPv4 LPM key back as "a.b.c.d/len"."""
+    prefixlen = struct.unpack_from("<I", raw)[0]
+    return f"{ipaddress.ip_address(raw[4:8])}/{prefixlen}"
+
+
+def test_get_next_key_order(trie: BpfMap, record_property: Recorder) -> None:
+    """The order a walk visits the prefixes in is the trie's own (no hash seed):
+    recorded, with nested prefixes, siblings and a default route."""
+    routes = dict(ROUTES, **{"0.0.0.0/0": 0, "10.1.2.0/25": 6, "172.16.0.0/12": 7})
+    fill(trie, routes)
+    walked = list(trie.keys())
+    order = [cidr(raw) for raw in walked]
+    assert sorted(order) == sorted(str(ipaddress.ip_network(c)) for c in routes)
+    record_property("lpm_walk_order", " ".join(order))

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from bpfmap import BpfMap, Cmd, Features, MapType, bpf_raw, possible_cpus
-from mapsuite import elem_attr, errno_of, k, need_two_cpus, need_type
+from mapsuite import Recorder, elem_attr, errno_of, k, need_two_cpus, need_type
 
 PERCPU_TYPES = [MapType.PERCPU_HASH, MapType.PERCPU_ARRAY, MapType.LRU_PERCPU_HASH]
 GUARD = 64
@@ -109,3 +109,35 @@ def test_client_layout_agrees(raw: Raw) -> None:
     raw.update(0, slots)
     assert raw.m.lookup(k(0)) == slots
     assert raw.m.layout.buf_size == raw.size
+
+
+def describe_padding(pad: bytes, written: int) -> str:
+    """What a slot's padding bytes hold after a lookup: "zeroed", "kept" (the
+    bytes ``written`` there by the update), or their hex."""
+    if pad == bytes(len(pad)):
+        return "zeroed"
+    if pad == bytes([written]) * len(pad):
+        return "kept"
+    return pad.hex()
+
+
+@pytest.mark.parametrize(("map_type", "value_size"), [(t, vs) for t in PERCPU_TYPES for vs in (4, 12)],
+                         ids=[f"{t.name}-v{vs}" for t in PERCPU_TYPES for vs in (4, 12)])
+def test_slot_padding_after_a_padded_update(map_type: MapType, value_size: int, features: Features,
+                                            record_property: Recorder) -> None:
+    """The kernel copies round_up(value_size, 8) bytes per slot: whether the padding
+    the update sent comes back on a lookup (stored) or as zeros is its choice, and
+    is recorded for the first and the last slot. The value bytes are exact."""
+    need_type(features, map_type)
+    with BpfMap.create(map_type, 4, value_size, 4) as m:
+        raw = Raw(m)
+        slots = [slot_value(cpu, value_size) for cpu in range(raw.ncpus)]
+        raw.update(1, slots, pad=0xEE)
+        out = raw.lookup(1)
+        for cpu in range(raw.ncpus):
+            assert out[cpu * raw.stride : cpu * raw.stride + value_size] == slots[cpu]
+        assert out[raw.size :] == bytes([FILL]) * GUARD
+        last = (raw.ncpus - 1) * raw.stride
+        record_property("slot_padding_after_update", {
+            "first": describe_padding(out[value_size : raw.stride], 0xEE),
+            "last": describe_padding(out[last + value_size : last + raw.stride], 0xEE)})

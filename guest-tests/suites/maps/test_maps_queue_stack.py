@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from bpfmap import BpfMap, Cmd, Features, MapType, UpdateFlag, bpf_raw
-from mapsuite import elem_attr, errno_of, need_cmd, need_type, v
+from mapsuite import Recorder, elem_attr, errno_of, need_cmd, need_type, v
 
 MAX = 4
 
@@ -105,3 +105,29 @@ def test_key_pointer_must_be_null(qs: BpfMap) -> None:
         attr = elem_attr(qs.fd, ctypes.addressof(key), ctypes.addressof(val))
         assert errno_of(lambda: bpf_raw(cmd, attr)) == errno.EINVAL, cmd.name
     assert pop_all(qs) == [v(1)]
+
+
+def _value_after_refused(qs: BpfMap, cmd: Cmd) -> tuple[int, str]:
+    """(errno, what the value buffer holds) after ``cmd`` on ``qs`` with a
+    pre-filled buffer: "untouched", "zeroed" or its hex."""
+    fill = b"\x5a" * 8
+    val = ctypes.create_string_buffer(fill, 8)
+    err = errno_of(lambda: bpf_raw(cmd, elem_attr(qs.fd, 0, ctypes.addressof(val))))
+    if val.raw == fill:
+        return err, "untouched"
+    return err, "zeroed" if val.raw == bytes(8) else val.raw.hex()
+
+
+def test_empty_peek_and_pop_and_the_value_buffer(qs: BpfMap, record_property: Recorder) -> None:
+    """Empty is ENOENT (exact); whether the kernel wrote the caller's value buffer
+    anyway is its choice, recorded for a map never used and one emptied by a pop."""
+    seen = {}
+    for state in ("fresh", "emptied"):
+        if state == "emptied":
+            qs.update(None, v(1))
+            assert qs.lookup_and_delete(None) == v(1)
+        for what, cmd in (("peek", Cmd.MAP_LOOKUP_ELEM), ("pop", Cmd.MAP_LOOKUP_AND_DELETE_ELEM)):
+            err, buffer = _value_after_refused(qs, cmd)
+            assert err == errno.ENOENT
+            seen[f"{what} {state}"] = buffer
+    record_property("value_buffer_on_empty", seen)

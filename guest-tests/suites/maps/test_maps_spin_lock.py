@@ -122,3 +122,36 @@ def test_f_lock_lookup_and_delete(locked: BpfMap, record_property: Recorder) -> 
     record_property("hash_lookup_and_delete_f_lock", "ok")
     assert got == val(9)
     assert errno_of(lambda: locked.lookup(k(2))) == errno.ENOENT
+
+
+def _btf_object_id(btf_fd: int) -> int:
+    """The ID of a loaded BTF object (struct bpf_btf_info: btf, btf_size, id)."""
+    buf = ctypes.create_string_buffer(64)
+    bpf_raw(Cmd.OBJ_GET_INFO_BY_FD, attrs.pack_info(btf_fd, 64, ctypes.addressof(buf)))
+    btf_id: int = struct.unpack_from("<I", buf.raw, 12)[0]
+    return btf_id
+
+
+def test_info_reports_the_btf(features: Features, record_property: Recorder) -> None:
+    """A map made with BTF reports the BTF object's ID and the key/value type IDs
+    it was given; the vmlinux fields (and anything else in the tail) are the
+    kernel's, recorded."""
+    btf_fd, why = load_btf()
+    if btf_fd is None:
+        assert why == "EINVAL: ", f"BTF_LOAD refused the blob: {why}"
+        pytest.skip("kernel lacks BPF_BTF_LOAD (EINVAL, empty log)")
+    try:
+        with create_locked(MapType.HASH, btf_fd) as m:
+            buf = ctypes.create_string_buffer(256)
+            attr = bytearray(attrs.pack_info(m.fd, 256, ctypes.addressof(buf)))
+            bpf_raw(Cmd.OBJ_GET_INFO_BY_FD, attr)
+            # after type..name[16] (40 bytes): ifindex, btf_vmlinux_value_type_id,
+            # netns_dev, netns_ino, btf_id, btf_key_type_id, btf_value_type_id, btf_vmlinux_id
+            fields = struct.unpack_from("<IIQQIIII", buf.raw, 40)
+            btf_id, key_type, value_type = fields[4:7]
+            assert btf_id == _btf_object_id(btf_fd) and btf_id > 0
+            assert (key_type, value_type) == (1, 3)
+            record_property("btf_map_info_vmlinux_fields", {
+                "btf_vmlinux_value_type_id": fields[1], "btf_vmlinux_id": fields[7]})
+    finally:
+        os.close(btf_fd)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bpfmap import BpfMap, MapType, obj_get, obj_pin
+from bpfmap import BpfMap, FileFlag, MapType, obj_get, obj_pin
 
 Recorder = Callable[[str, object], None]
 
@@ -93,3 +93,59 @@ def test_pinning_what_is_not_a_bpf_object(bpffs: Path, tmp_path: Path, record_pr
     record_property("pin_closed_fd", errno.errorcode[closed])
     assert closed in (errno.EBADF, errno.EINVAL)
     assert os.listdir(bpffs) == before
+
+
+# -- which errno comes first when a pin call breaks two rules -------------------
+
+BOTH_FLAGS = int(FileFlag.RDONLY | FileFlag.WRONLY)
+
+# name -> (call breaking both rules, (rule A, its errno, call breaking only A), (rule B, ...)),
+# each built from (the map, a non-bpf fd, the bpffs, a directory outside it).
+Calls = Callable[[BpfMap, int, Path, Path], Callable[[], object]]
+CLASHES: dict[str, tuple[Calls, tuple[str, int, Calls], tuple[str, int, Calls]]] = {
+    "pin_a_non_bpf_fd_outside_bpffs": (
+        lambda m, f, b, o: lambda: obj_pin(f, o / "x"),
+        ("outside bpffs", errno.EPERM, lambda m, f, b, o: lambda: obj_pin(m.fd, o / "x")),
+        ("not a bpf object", errno.EINVAL, lambda m, f, b, o: lambda: obj_pin(f, b / "x"))),
+    "pin_a_non_bpf_fd_under_a_missing_parent": (
+        lambda m, f, b, o: lambda: obj_pin(f, b / "nodir" / "x"),
+        ("missing parent", errno.ENOENT, lambda m, f, b, o: lambda: obj_pin(m.fd, b / "nodir" / "x")),
+        ("not a bpf object", errno.EINVAL, lambda m, f, b, o: lambda: obj_pin(f, b / "x"))),
+    "pin_a_non_bpf_fd_on_an_existing_path": (
+        lambda m, f, b, o: lambda: obj_pin(f, b / "taken"),
+        ("existing path", errno.EEXIST, lambda m, f, b, o: lambda: obj_pin(m.fd, b / "taken")),
+        ("not a bpf object", errno.EINVAL, lambda m, f, b, o: lambda: obj_pin(f, b / "x"))),
+    "get_a_missing_path_with_rdonly_and_wronly": (
+        lambda m, f, b, o: lambda: obj_get(b / "missing", BOTH_FLAGS),
+        ("missing path", errno.ENOENT, lambda m, f, b, o: lambda: obj_get(b / "missing")),
+        ("RDONLY|WRONLY", errno.EINVAL, lambda m, f, b, o: lambda: obj_get(b / "taken", BOTH_FLAGS))),
+    "get_a_directory_with_rdonly_and_wronly": (
+        lambda m, f, b, o: lambda: obj_get(b / "dir", BOTH_FLAGS),
+        ("not a pin", errno.EACCES, lambda m, f, b, o: lambda: obj_get(b / "dir")),
+        ("RDONLY|WRONLY", errno.EINVAL, lambda m, f, b, o: lambda: obj_get(b / "taken", BOTH_FLAGS))),
+    "get_a_name_with_a_dot_with_rdonly_and_wronly": (
+        lambda m, f, b, o: lambda: obj_get(b / "a.b", BOTH_FLAGS),
+        ("a dot in the name", errno.EPERM, lambda m, f, b, o: lambda: obj_get(b / "a.b")),
+        ("RDONLY|WRONLY", errno.EINVAL, lambda m, f, b, o: lambda: obj_get(b / "taken", BOTH_FLAGS))),
+}
+
+
+@pytest.mark.parametrize("name", list(CLASHES))
+def test_errno_checked_first(name: str, amap: BpfMap, bpffs: Path, tmp_path: Path,
+                             record_property: Recorder) -> None:
+    """Each rule alone gives its errno; both at once give one of the two, and
+    which one (the order the kernel checks them in) is recorded."""
+    both, *rules = CLASHES[name]
+    amap.pin(bpffs / "taken")
+    (bpffs / "dir").mkdir()
+    before = sorted(os.listdir(bpffs))
+    with open(tmp_path / "f", "w") as f:
+        args = (amap, f.fileno(), bpffs, tmp_path)
+        for text, want, alone in rules:
+            got = errno_of(alone(*args))
+            assert got == want, f"{text} alone: {errno.errorcode[got]}"
+        err = errno_of(both(*args))
+    winner = [text for text, want, _ in rules if want == err]
+    assert winner, f"both rules broken: {errno.errorcode[err]}"
+    record_property("errno_first", f"{errno.errorcode[err]} ({winner[0]})")
+    assert sorted(os.listdir(bpffs)) == before, "a refused call made something"
