@@ -32,7 +32,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser = commands.add_parser(
         "validate", help="build sources without and with patches, run the suites on both, a verdict per version")
     parser.add_argument("--source", action="append", required=True, metavar="SOURCE",
-                        help="debian:6.1, debian:6.12, a kernel tree or a source tarball (repeat: one row each)")
+                        help="debian:X.Y (the newest), debian:6.1.176-1 or debian:6.1.0-53 (exact), a kernel tree or "
+                             "a source tarball (repeat: one row each)")
     parser.add_argument("--config", action="append", default=[], metavar="FRAGMENT",
                         help="Kconfig fragment merged over kernel-configs/base.config (repeatable, later wins)")
     parser.add_argument("--patch", action="append", default=[], metavar="FILE",
