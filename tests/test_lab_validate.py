@@ -228,7 +228,7 @@ def test_validate_json_has_every_row_with_relative_runs_and_the_comparison(fakes
     assert good["comparison"]["counts"]["newly_passing"] == 2 and good["comparison"]["regression"] is False
     assert good["comparison"]["a"]["directory"] == good["runs"]["base"]["run"]
     assert good["series"] == [{"name": "0001-fix.patch", "sha256": states[0].series[0].sha256}]
-    assert good["resolved"]["version"] == "6.1.192" and "apply_check_seconds" in good["timings"]
+    assert good["resolved"]["version"] == "6.1.192" and "source_and_apply_check_seconds" in good["timings"]
     assert stale["applies"]["status"] == "does not apply" and stale["builds"] == {} and stale["runs"] == {}
     assert broken["builds"]["patched"]["log"] == "/cache/builds/failed/broken.log" and broken["comparison"] is None
 

@@ -127,7 +127,7 @@ def prepare(plan: Plan, state: VersionState, cache: Path, log: Log) -> None:
             state.applies = patches.check_applies(state.tree.root, state.series, cache / "work")
     except (UserError, InfraError) as exc:
         state.problem = f"source: {exc}"
-    state.timings["apply_check_seconds"] = round(time.monotonic() - started, 1)
+    state.timings["source_and_apply_check_seconds"] = round(time.monotonic() - started, 1)
     if state.problem or state.applies is None or state.applies.failure:
         log(f"validate: {label} {state.problem or (state.applies.describe() if state.applies else '')}")
         return
