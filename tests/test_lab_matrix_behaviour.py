@@ -193,3 +193,15 @@ def test_matrix_json_records_the_differences(tmp_path: Path) -> None:
     assert [p["key"] for p in differences["behaviour"][2]["properties"]] == ["second_freeze_errno", "strerror"]
     # The matrix still reads back from it.
     assert [r.name for r in matrix.load(directory).behaviour_differing] == [BPFTOOL, READONLY_FREEZE, SECOND_FREEZE]
+
+
+def test_an_empty_value_and_a_line_break_stay_on_one_line(tmp_path: Path) -> None:
+    loaded = matrix.load(matrix_dir(tmp_path, identical=0))
+    key = ("maps", DIFFERING)
+
+    def recording(column: matrix.Column, value: str) -> matrix.Column:
+        test = dataclasses.replace(column.tests[key], properties={"note": value})
+        return dataclasses.replace(column, tests={**column.tests, key: test})
+
+    m = matrix.build([recording(loaded.columns[0], ""), recording(loaded.columns[1], "EBUSY\nthen EPERM")])
+    assert re.search(r'^  note +"" +EBUSY\\nthen EPERM$', matrix.render_table(m), re.MULTILINE)

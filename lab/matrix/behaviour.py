@@ -64,7 +64,7 @@ def _row(key: str, cells: tuple[TestRecord | None, ...], kernels: tuple[str, ...
         elif value is None:
             shown.append(NOT_RECORDED)
         elif not long:
-            shown.append(value)
+            shown.append(value or '""')  # an empty value, which is not the same as none recorded
         elif value == ref_value:
             shown.append("")  # the reference itself, or the same as it: filled in below
         else:

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..report.compare import LONG_VALUE
 from ..results.load import Key, load_run
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, TestRecord
 from . import behaviour as matrixbehaviour
 
 # Cell texts, and the class name the HTML report colours them by.
 CELL_TEXT = {PASSED: "pass", FAILED: "FAIL", SKIPPED: "skip", ERROR: "ERR"}
-MISSING = "—"
+MISSING = matrixbehaviour.NOT_RUN  # a test the kernel did not run: the same mark in both tables
 CELL_CLASS = {"pass": "pass", "FAIL": "fail", "skip": "skip", "ERR": "err", MISSING: "missing"}
 
 
@@ -155,7 +156,7 @@ def _cut(text: str, width: int) -> str:
 
 
 NAME_WIDTH = 90  # the test-name column is cut here
-VALUE_WIDTH = matrixbehaviour.LONG_VALUE  # a value up to `lab compare`'s "long" is shown whole
+VALUE_WIDTH = LONG_VALUE  # a value up to `lab compare`'s "long" is shown whole
 BEHAVIOUR_TITLE = "behaviour differences (same test, other kernel behaviour recorded; measurements not compared)"
 
 
@@ -201,7 +202,8 @@ def behaviour_table(matrix: Matrix) -> list[str]:
         cells.append(row.texts)
         for prop in row.behaviour:
             names.append(f"  {prop.label}")
-            cells.append(tuple(_cut(c.shown, VALUE_WIDTH) for c in prop.cells))
+            # One line per key: a line break inside a value is shown, not printed.
+            cells.append(tuple(_cut(c.shown.replace("\n", "\\n"), VALUE_WIDTH) for c in prop.cells))
     return [BEHAVIOUR_TITLE + ":", *_lines(names, cells, header)]
 
 
