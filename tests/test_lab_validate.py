@@ -56,9 +56,10 @@ class Fakes:
         assert isinstance(spec, ksource.TreeSource)
         return self.trees[spec.path]
 
-    def build(self, request: kernel_build.BuildRequest, cache: Path, log: object, jobs: int | None = None
-              ) -> kernel_build.Built:
+    def build(self, request: kernel_build.BuildRequest, cache: Path, log: object, jobs: int | None = None,
+              source: ksource.SourceTree | None = None) -> kernel_build.Built:
         assert isinstance(request.source, ksource.TreeSource)
+        assert source is self.trees[request.source.path]  # acquired once, for the apply check and both builds
         patched = bool(request.patches)
         name = f"{request.source.path.name}-{'patched' if patched else 'base'}"
         self.built.append(name)

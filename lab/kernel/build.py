@@ -251,10 +251,14 @@ def series_for(request: BuildRequest, source: ksource.SourceTree, log: Log) -> l
     return patches.load_series(list(request.patches), source.version)
 
 
-def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None) -> Built:
+def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None,
+          source: ksource.SourceTree | None = None) -> Built:
+    """The kernel of the request, built or found in the cache. `source` is request.source already
+    acquired, for a caller that builds one source twice (`lab validate`: each acquire of a Debian
+    source reads the apt lists again, seconds each)."""
     fragments = read_fragments(request.fragments)
     patches.check_series(list(request.patches))  # a bad patch fails before the source is fetched
-    source = ksource.acquire(request.source, cache, log)
+    source = source or ksource.acquire(request.source, cache, log)
     series = series_for(request, source, log)
     key = request_key(source.identity, fragments, series)
     remembered = builds_dir(cache) / "requests" / key

@@ -96,7 +96,7 @@ def _build(plan: Plan, state: VersionState, side: str, cache: Path, log: Log) ->
     step = BuildStep()
     state.builds[side] = step
     try:
-        built = kernel_build.build(plan.request(state.version, side == "patched"), cache, log)
+        built = kernel_build.build(plan.request(state.version, side == "patched"), cache, log, source=state.tree)
         step.build_id, step.cached = built.build_id, built.cached
     except UserError as exc:  # a compiler or config error of this source: this version's finding
         step.error = str(exc)
