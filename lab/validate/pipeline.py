@@ -3,9 +3,12 @@ check that it applies (a dry run on linked files), build the base and the patche
 run the suites on every built pair as child `lab run`s, then compare base and patched.
 
 Builds run one at a time, in this process (each is `make -j<cores>` already, and a warm cache
-answers in seconds). The runs are child processes (matrix/children: their own signals, QEMU
-cleanup and progress lines), at most `jobs` at once across all versions, so the versions' runs
-share the lanes. A version that stops early (the series does not apply, a build fails, its
+answers in seconds), every version's before the first run: a build and TCG guests compete for
+the same cores, so overlapping them would save little, and an interrupted build is stopped the
+way `lab kernel build` stops it. The runs are child processes (matrix/children: their own
+signals, QEMU cleanup and progress lines), at most `jobs` at once across all versions, so the
+versions' runs share the lanes. Each source is acquired once (apt lists read once) and handed
+to the apply check and both builds. A version that stops early (the series does not apply, a build fails, its
 source cannot be had) keeps what it found and the others go on. Everything found is kept in
 VersionState, so the table and the report show as much as was done when interrupted.
 """
