@@ -1,6 +1,7 @@
 """The matrix as one self-contained HTML page (templates/matrix.html.j2): inline CSS, no
-script, no external URL, so it can be mailed or archived as a single file. The outcome table,
-then one table per test whose recorded behaviour differs (a column per kernel), messages, times.
+script, no external URL, so it can be mailed or archived as a single file. One table per test
+whose recorded behaviour differs (a column per kernel; first, since a long matrix would bury
+them), the outcome matrix, messages, suite times.
 
 The page's geometry (the SVG bar chart of suite wall times) is computed here, so the template
 only lays out numbers it is given.
@@ -23,7 +24,8 @@ VALUE_COLOUR = "#cfe0f6"  # a recorded value that differs between the kernels (t
 BAR_COLOURS = ("#3b6fb6", "#7fa7dd", "#1f3f6e", "#9bb9e6", "#5a86c8", "#2c5491")
 CHART_WIDTH = 520  # px for the longest bar
 BAR_HEIGHT, BAR_GAP, LABEL_WIDTH = 16, 4, 230
-CHAR_PX, MAX_NAME_PX, MAX_VALUE_PX = 8, 700, 420  # behaviour tables: about one character of 12-13 px text
+# Behaviour tables: about one character of the 13 px bold test name, of the 12-13 px monospace value.
+NAME_CHAR_PX, VALUE_CHAR_PX, MAX_NAME_PX, MAX_VALUE_PX = 9, 8, 760, 420
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,8 @@ def behaviour_widths(m: matrix.Matrix) -> tuple[int, int]:
     rows = m.behaviour_differing
     names = [len(f"{r.suite}/{r.name}") for r in rows] + [len(p.label) for r in rows for p in r.behaviour]
     values = [len(c.kernel) for c in m.columns] + [len(v.shown) for r in rows for p in r.behaviour for v in p.cells]
-    return (min(CHAR_PX * max(names + [10]) + 16, MAX_NAME_PX), min(CHAR_PX * max(values + [10]) + 24, MAX_VALUE_PX))
+    return (min(NAME_CHAR_PX * max(names + [10]) + 16, MAX_NAME_PX),
+            min(VALUE_CHAR_PX * max(values + [10]) + 24, MAX_VALUE_PX))
 
 
 def _console_link(column: matrix.Column, report_dir: Path) -> str | None:
