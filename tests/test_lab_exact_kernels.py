@@ -145,3 +145,11 @@ def test_a_run_of_a_version_the_lists_do_not_hold_is_exit_2_before_anything(
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "debian:6.1.0-51" in err[0] and "nearest: debian:6.1.176-1 (6.1.0-50)" in err[0]
     assert not (tmp_path / "results").exists()
+
+
+def test_kernel_list_with_empty_apt_lists_is_an_infra_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(apt, "_run", lambda argv, cwd=None: "")
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    assert cli.main(["kernel", "list"]) == 8
+    assert "apt lists are empty" in capsys.readouterr().err

@@ -252,7 +252,8 @@ def pick_exact(candidates: list[DebianPackage], exact: str, asked: str, what: st
     raise UserError(f"no {what} {asked} in the host's apt lists{hint} (`lab kernel list` lists them all)")
 
 
-def _no_lists() -> None:
+def check_lists() -> None:
+    """InfraError when the host's apt lists are empty (never updated)."""
     if not _run(["apt-cache", "pkgnames", "linux-"]).strip():
         raise InfraError("the host's apt lists are empty: run `apt-get update` (or `make setup`)")
 
@@ -261,7 +262,7 @@ def find_kernel_package(series: str, flavour: str, exact: str) -> DebianPackage:
     """The kernel image package an exact `debian:<version>` names."""
     candidates = kernel_packages(series, flavour)
     if not candidates:
-        _no_lists()
+        check_lists()
         raise UserError(f"no Debian kernel package for debian:{series} ({flavour}) in the host's apt lists")
     return pick_exact(candidates, exact, f"debian:{exact}", f"Debian {series} kernel ({flavour})")
 
@@ -271,7 +272,7 @@ def find_source_package(series: str, exact: str | None) -> DebianPackage:
     name (6.1.0-53) stands for the source of that kernel image: the same Debian version."""
     candidates = source_packages(series)
     if not candidates:
-        _no_lists()
+        check_lists()
         raise UserError(f"no Debian package linux-source-{series} for debian:{series} in the host's apt lists")
     if exact is None:
         return candidates[0]

@@ -41,6 +41,8 @@ def _kernel_cached(cache: Path, package: apt.DebianPackage) -> bool:
 def list_all(cache: Path, flavour: str = "cloud-amd64") -> list[Listed]:
     """Kernels then sources, each by series (newest series first) and version (newest first)."""
     series_list = apt.series_in_lists(flavour)
+    if not series_list:
+        apt.check_lists()  # empty lists are the host's problem (infra-error), not "no kernels"
     found: list[Listed] = []
     for series in series_list:
         for index, package in enumerate(apt.kernel_packages(series, flavour)):
