@@ -8,24 +8,17 @@ the pair should take clearly less than twice one kernel alone.
 from __future__ import annotations
 
 import argparse
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from ..core.paths import REPO_ROOT
+from .timing import timed_lab
 
 DEFAULT_KERNELS = ["debian:6.1", "debian:6.12"]
 
 
 def _timed(args: list[str]) -> float:
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
-    seconds = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"bench_matrix: lab {' '.join(args)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    return seconds
+    return timed_lab(args, "bench_matrix")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from ..core.log import stderr as log
-from ..core.paths import REPO_ROOT, cache_dir
+from ..core.paths import cache_dir
 from ..kernel import source as ksource
+from .timing import timed_lab
 
 DEFAULT_SOURCES = ["debian:6.1", "debian:6.12"]
 TARGET = "kernel/bpf/syscall.c"
@@ -65,12 +64,7 @@ def _preparing(results: Path) -> float:
 
 
 def _timed(args: list[str]) -> float:
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "lab", *args], capture_output=True, text=True, cwd=REPO_ROOT, check=False)
-    seconds = time.monotonic() - started
-    if done.returncode != 0:
-        raise SystemExit(f"bench_validate: lab {' '.join(args)} exited {done.returncode}:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
-    return seconds
+    return timed_lab(args, "bench_validate")
 
 
 def main(argv: list[str] | None = None) -> int:

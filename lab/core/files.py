@@ -2,6 +2,7 @@
 file errors as InfraError, a safe name."""
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import json
 import os
@@ -56,3 +57,17 @@ def local_file(path: Path, doing: str) -> Iterator[None]:
 def safe_name(text: str, limit: int) -> str:
     """A file-name piece from anything a user or a kernel said: letters, digits, '.' and '-' only."""
     return "".join(c if c.isalnum() or c in ".-" else "-" for c in text)[:limit]
+
+
+def new_stamped_dir(root: Path, prefix: str) -> Path:
+    """root/<prefix>-<YYYYmmdd-HHMMSS>[-N], created: a matrix's or a validation's own directory,
+    never one another lab made in the same second."""
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(100):
+        path = root / (f"{prefix}-{stamp}" + (f"-{attempt}" if attempt else ""))
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            continue
+    raise InfraError(f"cannot create a {prefix} directory in {root}")

@@ -8,7 +8,6 @@ initramfs, both written under a temporary name and renamed, so different kernels
 """
 from __future__ import annotations
 
-import datetime as dt
 import signal
 import subprocess
 import sys
@@ -16,8 +15,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..core.errors import InfraError, UserError
-from ..core.files import safe_name, write_json_atomic
+from ..core.errors import UserError
+from ..core.files import new_stamped_dir, safe_name, write_json_atomic
 from ..core.log import Log
 from ..core.paths import REPO_ROOT, cache_dir
 from ..guest import image, keys
@@ -158,15 +157,7 @@ def write_matrix_json(matrix_dir: Path, children: list[Child], suites: str, jobs
 
 
 def new_matrix_dir(results_root: Path) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(100):
-        path = results_root / (f"matrix-{stamp}" + (f"-{attempt}" if attempt else ""))
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise InfraError(f"cannot create a matrix directory in {results_root}")
+    return new_stamped_dir(results_root, "matrix")
 
 
 def refuse_duplicates(kernels: list[str]) -> None:

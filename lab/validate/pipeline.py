@@ -14,13 +14,13 @@ VersionState, so the table and the report show as much as was done when interrup
 """
 from __future__ import annotations
 
-import datetime as dt
 import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import InfraError, UserError
+from ..core.files import new_stamped_dir
 from ..core.log import Log
 from ..kernel import build as kernel_build
 from ..kernel import patches
@@ -79,15 +79,7 @@ class VersionState:
 
 
 def new_validate_dir(results_root: Path) -> Path:
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(100):
-        path = results_root / (f"validate-{stamp}" + (f"-{attempt}" if attempt else ""))
-        try:
-            path.mkdir(parents=True)
-            return path
-        except FileExistsError:
-            continue
-    raise InfraError(f"cannot create a validation directory in {results_root}")
+    return new_stamped_dir(results_root, "validate")
 
 
 def new_states(plan: Plan, directory: Path) -> list[VersionState]:
