@@ -8,6 +8,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
+from typing import Protocol
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -71,3 +72,19 @@ def new_stamped_dir(root: Path, prefix: str) -> Path:
         except FileExistsError:
             continue
     raise InfraError(f"cannot create a {prefix} directory in {root}")
+
+
+class RawWriter(Protocol):
+    def write(self, data: memoryview, /) -> int | None: ...
+
+
+def write_all(raw: RawWriter, data: bytes) -> None:
+    """Every byte of data through an unbuffered file. Its write() may take only part (a nearly
+    full disk): the rest is written again, and then fails with ENOSPC where it happens, instead of
+    being lost without a word (a truncated report would read as a different result)."""
+    view = memoryview(data)
+    while view:
+        written = raw.write(view)
+        if not written:  # nothing taken and no error: the disk has no room for even one byte
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[written:]

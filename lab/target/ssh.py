@@ -22,7 +22,7 @@ from typing import BinaryIO
 import paramiko
 
 from ..core.errors import InfraError
-from ..core.files import local_file
+from ..core.files import local_file, write_all
 from .base import CommandResult, CommandTimedOut, ConnectionLost, TransferRefused
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
@@ -361,4 +361,4 @@ def _copy_capped(source: paramiko.SFTPFile, remote: str, local: Path) -> None:
                 raise TransferRefused(f"{remote} on the target grew past {_size(DOWNLOAD_CAP)} while downloaded; "
                                       f"not downloaded")
             with local_file(local, "writing"):
-                dest.write(chunk)
+                write_all(dest, chunk)

@@ -18,6 +18,7 @@ from pathlib import Path
 import pexpect
 
 from ..core.errors import InfraError
+from ..core.files import write_all
 
 MiB = 1 << 20
 # Module constants, so tests can lower them.
@@ -96,10 +97,7 @@ class Console:
             self._changed.notify_all()
 
     def _write_all(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            written = self._log.write(view)  # unbuffered: may write less (then ENOSPC on the rest)
-            view = view[written or 0:]
+        write_all(self._log, data)  # unbuffered: may write less (then ENOSPC on the rest)
 
     @property
     def closed(self) -> bool:
