@@ -6,11 +6,10 @@ from __future__ import annotations
 import errno
 import os
 import stat
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from test_e2e_disk_full import mount_tmpfs, small_disk  # noqa: F401, F811  (a fixture)
 
 from lab.core.errors import InfraError
 from lab.core.files import write_all
@@ -42,14 +41,10 @@ def test_a_write_that_takes_nothing_is_enospc() -> None:
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs needs root")
-    mount = tmp_path / "small"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8k", "tmpfs", str(mount)], check=True)
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
+def full_disk(small_disk: Path) -> Path:
+    """An 8 KiB tmpfs (test_e2e_disk_full.py's fixture mounts and unmounts it)."""
+    mount_tmpfs(small_disk, 8)
+    return small_disk
 
 
 class RemoteFile:
@@ -68,14 +63,14 @@ class RemoteFile:
 
 
 @pytest.mark.parametrize("size", [12_000, 40_000], ids=["in one read", "in two reads"])
-def test_a_download_onto_a_full_disk_is_infra_error_not_a_cut_file(small_disk: Path, size: int) -> None:
+def test_a_download_onto_a_full_disk_is_infra_error_not_a_cut_file(full_disk: Path, size: int) -> None:
     # 12 KB is one 32 KiB read and one write(): the 8 KiB disk takes 8192 bytes of it and no error.
-    report = small_disk / "junit-pin.xml"
+    report = full_disk / "junit-pin.xml"
     with pytest.raises(InfraError, match="No space left on device"):
         ssh._copy_capped(RemoteFile(b"<testsuite>" + b"x" * size + b"</testsuite>"), "pin.xml", report)  # type: ignore[arg-type]
 
 
-def test_a_download_that_fits_is_whole(small_disk: Path) -> None:
+def test_a_download_that_fits_is_whole(full_disk: Path) -> None:
     data = b"<testsuite>" + b"y" * 3000 + b"</testsuite>"
-    ssh._copy_capped(RemoteFile(data), "pin.xml", small_disk / "junit-pin.xml")  # type: ignore[arg-type]
-    assert (small_disk / "junit-pin.xml").read_bytes() == data
+    ssh._copy_capped(RemoteFile(data), "pin.xml", full_disk / "junit-pin.xml")  # type: ignore[arg-type]
+    assert (full_disk / "junit-pin.xml").read_bytes() == data
