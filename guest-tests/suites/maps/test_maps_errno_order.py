@@ -277,14 +277,19 @@ def delete_frozen_hash_missing_key(stack: contextlib.ExitStack) -> Clash:
                  Rule("missing key", lambda: rw.delete(k(5)), errno.ENOENT))
 
 
+def _write_only_get_next_key(stack: contextlib.ExitStack) -> Rule:
+    """The write-only fd rule alone: GET_NEXT_KEY through a write-only fd of a hash map with a key."""
+    wo_hash = _map(stack, MapType.HASH, 4, 8, 4, WR)
+    wo_hash.update(k(1), v(1))
+    return Rule("write-only fd", lambda: wo_hash.get_next_key(), errno.EPERM)
+
+
 def get_next_key_queue_via_wronly_fd(stack: contextlib.ExitStack) -> Clash:
     queue = _map(stack, MapType.QUEUE, 0, 8, 4)
     queue.update(None, v(1))
     wo_queue = _reopen(stack, queue, WR)
-    wo_hash = _map(stack, MapType.HASH, 4, 8, 4, WR)
-    wo_hash.update(k(1), v(1))
     return Clash(lambda: wo_queue.get_next_key(),
-                 Rule("write-only fd", lambda: wo_hash.get_next_key(), errno.EPERM),
+                 _write_only_get_next_key(stack),
                  Rule("queue get_next_key", lambda: queue.get_next_key(), errno.EINVAL))
 
 
@@ -356,10 +361,8 @@ def bloom_get_next_key_via_wronly_fd(stack: contextlib.ExitStack) -> Clash:
     bloom = _map(stack, MapType.BLOOM_FILTER, 0, 8, 16)
     bloom.update(None, v(1))
     wo_bloom = _reopen(stack, bloom, WR)
-    wo_hash = _map(stack, MapType.HASH, 4, 8, 4, WR)
-    wo_hash.update(k(1), v(1))
     return Clash(lambda: wo_bloom.get_next_key(),
-                 Rule("write-only fd", lambda: wo_hash.get_next_key(), errno.EPERM),
+                 _write_only_get_next_key(stack),
                  Rule("bloom get_next_key", lambda: bloom.get_next_key(), errno.EOPNOTSUPP))
 
 

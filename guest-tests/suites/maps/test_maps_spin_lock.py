@@ -7,6 +7,7 @@ from BTF; the BTF blob below is built by hand (int, bpf_spin_lock, and
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -68,19 +69,24 @@ def val(cnt: int, lock: int = 0) -> bytes:
     return struct.pack("<Ii", lock, cnt)
 
 
-@pytest.fixture(params=[MapType.HASH, MapType.ARRAY], ids=lambda t: t.name)
-def locked(request: pytest.FixtureRequest, features: Features) -> Iterator[BpfMap]:
+@contextlib.contextmanager
+def loaded_btf(skip_note: str = "") -> Iterator[int]:
+    """The blob loaded, closed afterwards. An unknown command is EINVAL before any log is
+    written, so that kernel skips; a kernel with BTF_LOAD that refuses this blob is a failure."""
     btf_fd, why = load_btf()
     if btf_fd is None:
-        # An unknown command is EINVAL before any log is written; a kernel
-        # with BTF_LOAD that refuses this blob is a failure, not a skip.
         assert why == "EINVAL: ", f"BTF_LOAD refused the blob: {why}"
-        pytest.skip("kernel lacks BPF_BTF_LOAD (EINVAL, empty log): no spin-lock values")
+        pytest.skip(f"kernel lacks BPF_BTF_LOAD (EINVAL, empty log){skip_note}")
     try:
-        with create_locked(request.param, btf_fd) as m:
-            yield m
+        yield btf_fd
     finally:
         os.close(btf_fd)
+
+
+@pytest.fixture(params=[MapType.HASH, MapType.ARRAY], ids=lambda t: t.name)
+def locked(request: pytest.FixtureRequest, features: Features) -> Iterator[BpfMap]:
+    with loaded_btf(": no spin-lock values") as btf_fd, create_locked(request.param, btf_fd) as m:
+        yield m
 
 
 def test_f_lock_update_and_lookup(locked: BpfMap) -> None:
@@ -136,22 +142,15 @@ def test_info_reports_the_btf(features: Features, record_property: Recorder) -> 
     """A map made with BTF reports the BTF object's ID and the key/value type IDs
     it was given; the vmlinux fields (and anything else in the tail) are the
     kernel's, recorded."""
-    btf_fd, why = load_btf()
-    if btf_fd is None:
-        assert why == "EINVAL: ", f"BTF_LOAD refused the blob: {why}"
-        pytest.skip("kernel lacks BPF_BTF_LOAD (EINVAL, empty log)")
-    try:
-        with create_locked(MapType.HASH, btf_fd) as m:
-            buf = ctypes.create_string_buffer(256)
-            attr = bytearray(attrs.pack_info(m.fd, 256, ctypes.addressof(buf)))
-            bpf_raw(Cmd.OBJ_GET_INFO_BY_FD, attr)
-            # after type..name[16] (40 bytes): ifindex, btf_vmlinux_value_type_id,
-            # netns_dev, netns_ino, btf_id, btf_key_type_id, btf_value_type_id, btf_vmlinux_id
-            fields = struct.unpack_from("<IIQQIIII", buf.raw, 40)
-            btf_id, key_type, value_type = fields[4:7]
-            assert btf_id == _btf_object_id(btf_fd) and btf_id > 0
-            assert (key_type, value_type) == (1, 3)
-            record_property("btf_map_info_vmlinux_fields", {
-                "btf_vmlinux_value_type_id": fields[1], "btf_vmlinux_id": fields[7]})
-    finally:
-        os.close(btf_fd)
+    with loaded_btf() as btf_fd, create_locked(MapType.HASH, btf_fd) as m:
+        buf = ctypes.create_string_buffer(256)
+        attr = bytearray(attrs.pack_info(m.fd, 256, ctypes.addressof(buf)))
+        bpf_raw(Cmd.OBJ_GET_INFO_BY_FD, attr)
+        # after type..name[16] (40 bytes): ifindex, btf_vmlinux_value_type_id,
+        # netns_dev, netns_ino, btf_id, btf_key_type_id, btf_value_type_id, btf_vmlinux_id
+        fields = struct.unpack_from("<IIQQIIII", buf.raw, 40)
+        btf_id, key_type, value_type = fields[4:7]
+        assert btf_id == _btf_object_id(btf_fd) and btf_id > 0
+        assert (key_type, value_type) == (1, 3)
+        record_property("btf_map_info_vmlinux_fields", {
+            "btf_vmlinux_value_type_id": fields[1], "btf_vmlinux_id": fields[7]})
