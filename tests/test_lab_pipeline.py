@@ -11,6 +11,7 @@ import pytest
 
 from lab.vm import accel
 from lab.guest import image
+from lab.run import bytecode
 from lab.run import guest as guest_run
 from lab.run import suites as runner
 from lab.core.errors import InfraError
@@ -100,6 +101,9 @@ class World:
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
         self.cpu_lists = "0-1\n0-1\n"  # what the guest's sysfs says: possible, then online
+        self.bytecode_kept = False  # whether an earlier run left bytecode for this tree and image
+        self.bytecode_calls: list[str] = []
+        self.keep_error: BaseException | None = None
         self.target = SimpleNamespace(name="fake target", run=self._run)
         monkeypatch.setattr(guest_run, "qemu_version", lambda: "7.2.22")
         monkeypatch.setattr(accel, "choose", self._choose)
@@ -107,6 +111,19 @@ class World:
         monkeypatch.setattr(runner, "ship", self._ship)
         monkeypatch.setattr(runner, "run_suite", self._run_suite)
         monkeypatch.setattr(runner, "collect_dmesg", self._dmesg)
+        monkeypatch.setattr(bytecode, "restore", self._restore_bytecode)
+        monkeypatch.setattr(bytecode, "keep", self._keep_bytecode)
+
+    def _restore_bytecode(self, target: object, cache: Path, key: str, timeout: float) -> bool:
+        assert target is self.target
+        self.bytecode_calls.append(f"restore {key}")
+        return self.bytecode_kept
+
+    def _keep_bytecode(self, target: object, cache: Path, key: str, timeout: float) -> bool:
+        self.bytecode_calls.append(f"keep {key}")
+        if self.keep_error:
+            raise self.keep_error
+        return True
 
     def _choose(self, requested: str, *args: object) -> accel.AccelChoice:
         if self.accel_error:
@@ -182,6 +199,31 @@ def test_everything_passes(world: World) -> None:
     assert [s["suite"] for s in results["suites"]] == ["maps", "dump", "pin"]
     assert (result.record.directory / "dmesg.txt").is_file()
     assert data["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in data
+
+
+def test_bytecode_is_kept_after_a_run_whose_suites_all_finished_and_restored_in_the_next(world: World) -> None:
+    first = metadata(world.execute())
+    [restore, keep] = world.bytecode_calls
+    assert restore.startswith("restore ") and keep == "keep " + restore.split()[1]
+    assert first["bytecode"] == {"restored": False, "kept": True} and first["stages"]["bytecode"]["status"] == "done"
+    world.bytecode_kept, world.bytecode_calls = True, []
+    second = metadata(world.execute())
+    assert world.bytecode_calls == [restore] and second["bytecode"] == {"restored": True}
+
+
+def test_bytecode_is_not_kept_from_a_suite_that_did_not_finish(world: World) -> None:
+    world.suite_results["dump"] = timed_out_suite("dump")
+    result = world.execute()
+    assert result.outcome is Outcome.TIMED_OUT
+    assert [call.split()[0] for call in world.bytecode_calls] == ["restore"]
+
+
+def test_a_failure_to_keep_bytecode_is_a_warning_not_the_runs_outcome(world: World) -> None:
+    world.keep_error = CommandTimedOut("tar", 120, "")
+    result = world.execute()
+    assert result.outcome is Outcome.PASSED
+    assert any(line.startswith("warning: the guest's bytecode was not kept") for line in world.logged)
+    assert metadata(result)["bytecode"] == {"restored": False}
 
 
 @pytest.mark.parametrize("lists, possible, online", [("0\n0\n", 1, 1), ("0-1\n0\n", 2, 1)])

@@ -15,6 +15,7 @@ import pytest
 from labfakes import copy_tree, run_in_bash
 
 from lab.results import stream
+from lab.run import bytecode
 from lab.run import suites as runner
 from lab.core.errors import UserError
 from lab.results.junit import parse_junit
@@ -45,6 +46,7 @@ class LocalTarget:
         self.commands.append(command)
         env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
         env.pop("PYTEST_ADDOPTS", None)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)  # a guest's python writes its bytecode
         return run_in_bash(self._map(command), command, timeout, env, self.root, stdout_sink)
 
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
@@ -221,6 +223,71 @@ def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -
     assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
     assert target.local(runner.REMOTE_OUT).is_dir()
     assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
+
+
+# --- the guest's bytecode, kept for the next run --------------------------------------------------------
+
+IMAGE = "ab" * 32
+
+
+def remote_pycs(target: LocalTarget) -> dict[str, int]:
+    remote = target.local(runner.REMOTE_TESTS)
+    return {str(p.relative_to(remote)): p.stat().st_mtime_ns for p in remote.rglob("__pycache__/*.pyc")}
+
+
+def test_bytecode_is_kept_restored_and_used_as_it_is(guest_tests: Path, target: LocalTarget, run_dir: Path,
+                                                      tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    key = bytecode.cache_key(runner.default_tree(), IMAGE)
+    runner.ship(target, 30)
+    assert bytecode.restore(target, cache, key, 30) is False  # nothing kept yet, nothing sent
+    runner.run_suite(target, "fake", run_dir, 120)
+    compiled = remote_pycs(target)
+    assert any(name.startswith("suites/__pycache__/test_fake.") and "pytest" in name for name in compiled), compiled
+    assert bytecode.keep(target, cache, key, 30) is True
+    assert bytecode.keep(target, cache, key, 30) is False  # once per key
+    assert (cache / "bytecode" / key / bytecode.ARCHIVE).is_file()
+
+    runner.ship(target, 30)  # a fresh tree: no bytecode in it
+    assert remote_pycs(target) == {}
+    assert bytecode.restore(target, cache, key, 30) is True
+    assert set(remote_pycs(target)) == set(compiled)
+    restored = remote_pycs(target)
+    runner.run_suite(target, "fake", run_dir, 120)
+    # Python and pytest took every restored file as it was: none was written again.
+    assert remote_pycs(target) == restored
+
+
+def test_a_source_changed_since_is_compiled_again_not_taken_from_the_old_bytecode(
+        guest_tests: Path, target: LocalTarget, run_dir: Path, tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    runner.ship(target, 30)
+    runner.run_suite(target, "fake", run_dir, 120)
+    old_key = bytecode.cache_key(runner.default_tree(), IMAGE)
+    bytecode.keep(target, cache, old_key, 30)
+    suite = guest_tests / "suites" / "test_fake.py"
+    suite.write_text(suite.read_text().replace('assert 1 == 2, "map is not empty"', "pass"))
+    assert bytecode.cache_key(runner.default_tree(), IMAGE) != old_key
+    assert bytecode.cache_key(runner.default_tree(), "cd" * 32) != bytecode.cache_key(runner.default_tree(), IMAGE)
+    # Even the old bytecode shipped by mistake is checked against the source and not used.
+    runner.ship(target, 30)
+    assert bytecode.restore(target, cache, old_key, 30) is True
+    result = runner.run_suite(target, "fake", run_dir, 120)
+    assert {r.name: r.outcome for r in result.records}["test_fake.py::test_three"] == PASSED
+
+
+def test_only_the_newest_bytecode_sets_are_kept(guest_tests: Path, target: LocalTarget, run_dir: Path,
+                                                tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    runner.ship(target, 30)
+    runner.run_suite(target, "fake", run_dir, 120)
+    keys = [f"key{i:02d}" for i in range(bytecode.KEEP + 2)]
+    for age, key in enumerate(keys):
+        assert bytecode.keep(target, cache, key, 30)
+        os.utime(cache / "bytecode" / key, (1_000_000 + age, 1_000_000 + age))
+    bytecode.keep(target, cache, "newest", 30)
+    kept = sorted(p.name for p in (cache / "bytecode").iterdir())
+    assert kept == sorted(["newest", *keys[-(bytecode.KEEP - 1):]])
 
 
 # --- run_suite ---------------------------------------------------------------------------------------

@@ -75,6 +75,8 @@ class _LocalSFTP(paramiko.SFTPServerInterface):
         try:
             if attr.st_mode is not None:
                 os.chmod(self._path(path), stat.S_IMODE(attr.st_mode))
+            if attr.st_mtime is not None:
+                os.utime(self._path(path), (attr.st_atime, attr.st_mtime))
         except OSError as exc:
             return _errno(exc)
         return paramiko.SFTP_OK
@@ -311,10 +313,13 @@ def test_a_port_that_accepts_but_never_speaks_ssh(lab_keys: keys.LabKeys) -> Non
 # --- SFTP ---------------------------------------------------------------------------------------------
 
 
-def test_put_tree_skips_caches_and_dotfiles_and_keeps_modes(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:
+def test_put_tree_skips_caches_and_dotfiles_and_keeps_modes_and_mtimes(target: SshTarget, sshd: FakeSshd,
+                                                                       tmp_path: Path) -> None:
     local = tmp_path / "guest-tests"
     (local / "suites").mkdir(parents=True)
     (local / "suites" / "test_maps.py").write_text("def test(): pass\n")
+    # An mtime of the past, kept to the second: python and pytest check a .pyc against it.
+    os.utime(local / "suites" / "test_maps.py", (1_600_000_000.7, 1_600_000_123.9))
     (local / "run.sh").write_text("#!/bin/sh\n")
     (local / "run.sh").chmod(0o755)
     (local / "suites" / "__pycache__").mkdir()
@@ -327,6 +332,7 @@ def test_put_tree_skips_caches_and_dotfiles_and_keeps_modes(target: SshTarget, s
     assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*")) == ["run.sh", "suites", "suites/test_maps.py"]
     assert stat.S_IMODE((remote / "run.sh").stat().st_mode) == 0o755
     assert (remote / "suites" / "test_maps.py").read_text() == "def test(): pass\n"
+    assert (remote / "suites" / "test_maps.py").stat().st_mtime == 1_600_000_123
 
 
 def test_put_and_get(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:

@@ -154,6 +154,7 @@ METADATA = Obj(
         "timeouts": Obj({"boot": float, "boot_silence": float, "ssh": float, "suite": float, "command": float}),
         "boot_to_ssh_seconds": float,
         "ssh_port": int,
+        "bytecode": Obj({"restored": bool}, {"kept": bool}),
         "reason": str,
         "console_excerpt": str,
         "finished": UTC_TIME,

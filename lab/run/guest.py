@@ -7,6 +7,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from ..core.errors import InfraError
 from ..core.log import Log
 from ..core.outcome import Verdict
 from ..core.timeouts import Timeouts
@@ -15,10 +16,11 @@ from ..results import layout
 from ..results.kernel_log import KernelLog
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
+from ..target.base import CommandTimedOut, ConnectionLost, Target, TransferRefused
 from ..vm import accel
 from ..vm.boot import booted
 from ..vm.machine import Machine, qemu_version
-from . import cpus, reproducer
+from . import bytecode, cpus, reproducer
 from . import suites as suite_runner
 from .lifecycle import RunOutcome, conduct, run_suites_then_dmesg
 from .request import RunRequest
@@ -43,6 +45,17 @@ def _kernel_logs(run_dir: Path) -> list[KernelLog]:
     dmesg = run_dir / layout.DMESG
     return [KernelLog(layout.CONSOLE, _console_text(run_dir)),
             KernelLog(layout.DMESG, dmesg.read_text(errors="replace") if dmesg.exists() else "")]
+
+
+def keep_bytecode(target: Target, cache: Path, key: str, timeout: float, record: RunRecord, log: Log) -> None:
+    """What the guest compiled, for the next run; only an optimisation, so a failure is a warning."""
+    try:
+        with record.stage("bytecode"):
+            kept = bytecode.keep(target, cache, key, timeout)
+    except (CommandTimedOut, ConnectionLost, TransferRefused, InfraError) as exc:
+        log(f"warning: the guest's bytecode was not kept for the next run: {exc}")
+        return
+    record.update(bytecode={"restored": False, "kept": kept})
 
 
 def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
@@ -78,9 +91,15 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
             if counted.warning:
                 log(f"warning: {counted.warning}")
                 record.warn(counted.warning)
+            tree = request.tree or suite_runner.default_tree()
+            bytecode_key = bytecode.cache_key(tree, prepared.image.digest)
             with record.stage("ship"):
-                suite_runner.ship(target, timeouts.command, request.tree)
-            run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log)
+                suite_runner.ship(target, timeouts.command, tree)
+                restored = bytecode.restore(target, cache, bytecode_key, timeouts.command)
+            record.update(bytecode={"restored": restored})
+            run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log)
+            if not restored and not any(s.error for s in suites):
+                keep_bytecode(target, cache, bytecode_key, timeouts.command, record, log)
         # QEMU has stopped: the console log is complete (or says where not; unwritable: InfraError).
         if m.console:
             m.console.check_log(record.warn)

@@ -278,7 +278,7 @@ class SshTarget:
     def _upload(sftp: paramiko.SFTPClient, local: Path, remote: str) -> None:
         with local_file(local, "reading"):
             source = local.open("rb")
-            mode = stat.S_IMODE(local.stat().st_mode)
+            status = local.stat()
         with source, sftp.open(remote, "wb") as dest:
             dest.set_pipelined(True)
             while True:
@@ -287,7 +287,10 @@ class SshTarget:
                 if not chunk:
                     break
                 dest.write(chunk)
-        sftp.chmod(remote, mode)
+        sftp.chmod(remote, stat.S_IMODE(status.st_mode))
+        # The source's mtime too: python and pytest accept a .pyc only for the mtime it was compiled
+        # from (run/bytecode.py ships the guest's bytecode of the last run).
+        sftp.utime(remote, (int(status.st_atime), int(status.st_mtime)))
 
     def put(self, local: Path, remote: str, timeout: float) -> None:
         with self._transfer(f"upload of {local}", timeout) as sftp:
