@@ -38,7 +38,7 @@ run: setup
 	$(BIN)/lab run
 
 test: setup
-	$(BIN)/python -m pytest tests -ra
+	$(BIN)/python -m pytest tests -ra --durations=40
 
 unit: venv
 	$(BIN)/python -m pytest tests -ra -m 'not boot'
