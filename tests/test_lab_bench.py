@@ -1,6 +1,7 @@
 """lab.bench: the figure line (the measurements themselves need real boots: e2e)."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,14 @@ def test_describe_reports_median_min_max_and_count() -> None:
 def test_describe_needs_samples() -> None:
     with pytest.raises(ValueError):
         bench.describe("whole-run", [])
+
+
+def test_suites_seconds_adds_the_suite_stages_only(tmp_path: Path) -> None:
+    stages = {"accelerator": {"status": "done", "seconds": 0.1}, "ship": {"status": "done", "seconds": 3.5},
+              "suite:maps": {"status": "done", "seconds": 57.5}, "suite:dump": {"status": "done", "seconds": 51.25},
+              "bytecode": {"status": "done", "seconds": 1.0}}
+    (tmp_path / "metadata.json").write_text(json.dumps({"stages": stages}))
+    assert bench.suites_seconds(tmp_path) == 108.75
 
 
 def test_one_line_patch_changes_exactly_one_line_of_code(tmp_path: Path) -> None:

@@ -2,25 +2,31 @@
 
 Run as `python -m lab.bench.boot [--kernel SPEC] [--boots N] [--runs N]`. Each figure is the
 median of N real boots/runs; the accelerator is printed with them, because TCG and KVM
-differ by an order of magnitude.
+differ by an order of magnitude. The first run starts without the guest's kept bytecode
+(run/bytecode.py), the others with it, and both are printed; so are the suites' own seconds in
+the guest beside the same suites run natively on the host kernel (as root; skipped otherwise).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from ..core.outcome import Outcome
-from ..core.paths import cache_dir
+from ..core.paths import GUEST_TESTS_DIR, cache_dir
 from ..core.timeouts import Timeouts
 from ..guest import assets
 from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
-from ..run import guest
+from ..run import bytecode, guest
 from ..run.request import RunRequest
-from ..run.suites import SUITES
+from ..run.suites import SUITES, default_tree
 from ..vm import accel
 from ..vm.boot import booted
 
@@ -55,18 +61,54 @@ def main(argv: list[str] | None = None) -> int:
             with booted(prepared, choice.accel, tmp / f"boot-{index}", timeouts):
                 boots.append(time.monotonic() - started)
         print(describe("boot-to-ssh", boots), flush=True)
-        runs = []
+        # The first run compiles the suites in the guest, as after any change to guest-tests/.
+        shutil.rmtree(cache / "bytecode" / bytecode.cache_key(default_tree(), prepared.image.digest),
+                      ignore_errors=True)
+        runs: dict[bool, list[float]] = {False: [], True: []}
+        in_guest: dict[bool, list[float]] = {False: [], True: []}
         for index in range(args.runs):
             started = time.monotonic()
             again = assets.prepare(spec, cache, _quiet)
             request = RunRequest(spec, args.kernel, list(SUITES), "auto", tmp / "results")
             result = guest.execute(request, again, cache, _quiet, lambda suite: None)
-            runs.append(time.monotonic() - started)
+            seconds = time.monotonic() - started
             if result.outcome is not Outcome.PASSED:
                 print(f"bench: run {index} ended {result.outcome.value}: {result.reason}", file=sys.stderr)
                 return 1
-        print(describe("whole-run", runs), flush=True)
+            restored = bool(result.record.metadata.recorded("bytecode")["restored"])
+            runs[restored].append(seconds)
+            in_guest[restored].append(suites_seconds(result.record.directory))
+        for restored, name in ((False, "compiled"), (True, "restored")):
+            if runs[restored]:
+                print(describe(f"whole-run, bytecode {name}", runs[restored]), flush=True)
+                print(describe(f"  suites in the guest, bytecode {name}", in_guest[restored]), flush=True)
+        native = native_suites_seconds()
+        if native is None:
+            print("suites natively on the host kernel: skipped (needs root for bpf(2))")
+        else:
+            guest_seconds = statistics.median(in_guest[True] or in_guest[False])
+            print(f"suites natively on the host kernel: {native:.1f} s, one pytest per suite as in the guest; "
+                  f"the guest takes {guest_seconds / native:.1f}x that")
     return 0
+
+
+def suites_seconds(run_dir: Path) -> float:
+    """The suites' own seconds in a run (their stages: pytest start to report fetched)."""
+    stages = json.loads((run_dir / "metadata.json").read_text())["stages"]
+    return sum(float(stage["seconds"]) for name, stage in stages.items() if name.startswith("suite:"))
+
+
+def native_suites_seconds() -> float | None:
+    """The same suites, one pytest process each, on the host's kernel; None without root."""
+    if os.geteuid() != 0:
+        return None
+    started = time.monotonic()
+    for directory in SUITES.values():
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", directory],
+                              cwd=GUEST_TESTS_DIR, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"bench: the {directory} suite failed natively:\n{done.stdout[-3000:]}")
+    return time.monotonic() - started
 
 
 if __name__ == "__main__":
