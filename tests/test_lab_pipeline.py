@@ -101,6 +101,8 @@ class World:
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
         self.cpu_lists = "0-1\n0-1\n"  # what the guest's sysfs says: possible, then online
+        self.boot: dict[str, object] = {"mode": "cold", "snapshot": "k" * 24, "saved": True, "save_seconds": 1.5}
+        self.snapshots: Path | None = None
         self.bytecode_kept = False  # whether an earlier run left bytecode for this tree and image
         self.bytecode_calls: list[str] = []
         self.keep_error: BaseException | None = None
@@ -132,11 +134,12 @@ class World:
 
     @contextmanager
     def _booted(self, prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
-                extra_cmdline: str = "") -> Iterator[tuple[object, object]]:
+                extra_cmdline: str = "", snapshots: Path | None = None) -> Iterator[tuple[object, object]]:
+        self.snapshots = snapshots
         (run_dir / "console.log").write_text(self.console)
         if self.boot_error:
             raise self.boot_error
-        yield SimpleNamespace(ssh_port=40022, console=None, spec=SimpleNamespace(cpus=2)), self.target
+        yield SimpleNamespace(ssh_port=40022, console=None, spec=SimpleNamespace(cpus=2), boot=self.boot), self.target
 
     def _run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
         assert command == "cat /sys/devices/system/cpu/possible /sys/devices/system/cpu/online"
@@ -199,6 +202,24 @@ def test_everything_passes(world: World) -> None:
     assert [s["suite"] for s in results["suites"]] == ["maps", "dump", "pin"]
     assert (result.record.directory / "dmesg.txt").is_file()
     assert data["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in data
+
+
+def test_the_boot_is_recorded_and_a_snapshot_that_did_not_restore_is_a_warning_of_the_run(world: World) -> None:
+    warning = "snapshot kkkk did not restore (its state is damaged (checksum)); booted cold and saved a fresh one"
+    world.boot = {"mode": "cold", "snapshot": "k" * 24, "saved": True, "save_seconds": 1.5, "warning": warning}
+    result = world.execute()
+    assert result.outcome is Outcome.PASSED
+    assert world.snapshots == world.tmp_path / "cache"  # the run's cache holds the snapshots
+    data = metadata(result)
+    assert data["boot"] == world.boot and data["warnings"] == [warning]
+    assert f"warning: {warning}" in world.logged
+
+
+def test_no_snapshot_boots_without_the_snapshot_store(world: World) -> None:
+    world.boot = {"mode": "cold", "snapshot": None}
+    data = metadata(world.execute(snapshot=False))
+    assert world.snapshots is None and data["boot"] == {"mode": "cold", "snapshot": None}
+    assert "--no-snapshot" in (world.tmp_path / "results" / data["run_id"] / "reproducer.sh").read_text()
 
 
 def test_bytecode_is_kept_after_a_run_whose_suites_all_finished_and_restored_in_the_next(world: World) -> None:

@@ -155,6 +155,8 @@ METADATA = Obj(
         "boot_to_ssh_seconds": float,
         "ssh_port": int,
         "bytecode": Obj({"restored": bool}, {"kept": bool}),
+        "boot": Obj({"mode": OneOf(("cold", "restored")), "snapshot": Either((str, None))},
+                    {"seconds": float, "saved": bool, "save_seconds": float, "warning": str}),
         "reason": str,
         "console_excerpt": str,
         "finished": UTC_TIME,

@@ -53,6 +53,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_kernel(boot)
     options.add_accel(boot)
     options.add_cmdline(boot)
+    options.add_snapshot(boot)
     boot.add_argument("--command", help="run this shell command in the guest, print its output, exit with its code")
     boot.add_argument("--workdir", help="where the console log goes (default: a temporary directory)")
     boot.set_defaults(func=cmd_boot)
@@ -106,8 +107,12 @@ def cmd_boot(args: argparse.Namespace) -> int:
         choice = accel.choose(args.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
         timeouts = Timeouts().scaled_for(choice.accel)
         started = time.monotonic()
-        with booted(prepared, choice.accel, run_dir, timeouts, args.cmdline) as (machine, target):
-            log(f"booted {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
+        snapshots = None if args.no_snapshot else cache
+        with booted(prepared, choice.accel, run_dir, timeouts, args.cmdline, snapshots) as (machine, target):
+            if "warning" in machine.boot:
+                log(f"warning: {machine.boot['warning']}")
+            how = "restored" if machine.boot["mode"] == "restored" else "booted"
+            log(f"{how} {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
                 f"console: {machine.console_log}")
             if args.command:
                 result = target.run(args.command, timeouts.suite)

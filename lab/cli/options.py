@@ -87,6 +87,11 @@ def add_cmdline(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cmdline", default="", type=kernel_cmdline, help="extra kernel command line")
 
 
+def add_snapshot(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-snapshot", action="store_true",
+                        help="boot cold: neither restore a saved guest nor save one")
+
+
 def add_suite(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
 

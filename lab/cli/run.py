@@ -27,6 +27,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_kernel(run, default=None)
     options.add_accel(run, default=None)
     options.add_cmdline(run)
+    options.add_snapshot(run)
     options.add_run_bounds(run)
     target_cli.add_target_args(run)
     run.set_defaults(func=cmd_run)
@@ -52,7 +53,7 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOut
     request = RunRequest(spec, label, suites, args.accel, results_root,
                          args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
                          ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
-                         probe_timeout=args.probe_timeout,
+                         probe_timeout=args.probe_timeout, snapshot=not args.no_snapshot,
                          splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
     table = SuiteTable(log)
     outcome = guest.execute(request, prepared, cache, log, table.add)

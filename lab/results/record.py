@@ -61,6 +61,7 @@ class RunMetadata:
     timeouts: dict[str, float] = NOT_RECORDED
     boot_to_ssh_seconds: float = NOT_RECORDED
     ssh_port: int = NOT_RECORDED
+    boot: dict[str, object] = NOT_RECORDED  # QEMU runs: cold or restored from a snapshot (vm/snapshot.py)
     bytecode: dict[str, bool] = NOT_RECORDED  # QEMU runs: the last run's bytecode restored / this run's kept
     remote_dir: str = NOT_RECORDED
     dmesg_run_starts_at_line: int | None = NOT_RECORDED

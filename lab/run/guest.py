@@ -83,9 +83,14 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         timeouts = run_timeouts(request, choice.accel)
         record.update(timeouts=timeouts.__dict__)
         boot_started = time.monotonic()
-        with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline) as (m, target):
+        snapshots = cache if request.snapshot else None
+        with booted(prepared, choice.accel, run_dir, timeouts, request.extra_cmdline, snapshots) as (m, target):
             machine = m
-            record.update(boot_to_ssh_seconds=round(time.monotonic() - boot_started, 3), ssh_port=m.ssh_port)
+            record.update(boot_to_ssh_seconds=round(time.monotonic() - boot_started, 3), ssh_port=m.ssh_port,
+                          boot=m.boot)
+            if "warning" in m.boot:
+                log(f"warning: {m.boot['warning']}")
+                record.warn(str(m.boot["warning"]))
             counted = cpus.read(target, timeouts.command, given=m.spec.cpus)
             record.update(cpus=counted.to_json())
             if counted.warning:

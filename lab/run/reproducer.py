@@ -65,6 +65,8 @@ def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) 
             _option("--accel", request.accel)]
     if request.extra_cmdline:
         argv.append(_option("--cmdline", request.extra_cmdline))
+    if not request.snapshot:
+        argv.append("--no-snapshot")
     for attribute, option in BOUND_OPTIONS.items():
         value = getattr(request, attribute)
         if value is not None:

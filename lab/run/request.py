@@ -32,6 +32,7 @@ class RunRequest:
     command_timeout: float | None = None
     probe_timeout: float | None = None  # None: accel.PROBE_TIMEOUT
     splats: SplatPolicy = field(default_factory=SplatPolicy)
+    snapshot: bool = True  # restore a saved guest of this configuration (or save one); False: --no-snapshot
 
 
 @dataclass

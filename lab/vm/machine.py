@@ -16,6 +16,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,6 +83,26 @@ class MachineSpec:
     extra_cmdline: str = ""
     console_name: str = layout.CONSOLE
     sandbox: bool = False  # -sandbox SANDBOX: only where this QEMU supports it (sandbox_supported())
+    # Snapshots (vm/snapshot.py): a boot that may be saved writes its own qcow2 over the rootfs
+    # (overlay) and has a QMP monitor; a restored one opens the snapshot's disk with snapshot=on
+    # and takes its state from the incoming socket.
+    overlay: Path | None = None
+    restore_disk: Path | None = None
+    monitor: bool = False
+    incoming: bool = False
+
+
+def _option_path(path: Path | str) -> str:
+    """A path inside a QEMU option value: QEMU splits values at single commas, so each is doubled."""
+    return str(path).replace(",", ",,")
+
+
+def monitor_socket(sockets_dir: Path) -> Path:
+    return sockets_dir / "qmp"
+
+
+def incoming_socket(sockets_dir: Path) -> Path:
+    return sockets_dir / "incoming"
 
 
 def free_port() -> int:
@@ -90,8 +111,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def qemu_argv(spec: MachineSpec, ssh_port: int | None) -> list[str]:
-    """The whole QEMU command line. Pure, so the security-relevant parts are unit-tested."""
+def qemu_argv(spec: MachineSpec, ssh_port: int | None, sockets_dir: Path | None = None) -> list[str]:
+    """The whole QEMU command line. Pure, so the security-relevant parts are unit-tested.
+    sockets_dir holds the QMP and incoming-migration sockets (a short path: unix socket names
+    are limited to 108 bytes)."""
     cpu = "host" if spec.accel == "kvm" else "max"
     accel = "kvm" if spec.accel == "kvm" else "tcg,thread=multi"
     argv = [
@@ -105,11 +128,18 @@ def qemu_argv(spec: MachineSpec, ssh_port: int | None) -> list[str]:
         "-kernel", str(spec.kernel_image), "-initrd", str(spec.initramfs),
         "-append", " ".join(filter(None, [BASE_CMDLINE, spec.extra_cmdline])),
     ]
-    if spec.rootfs is not None:
+    if spec.restore_disk is not None:
+        # The disk as it was when the snapshot was saved, never written (snapshot=on) either.
+        argv += ["-drive", f"file={_option_path(spec.restore_disk)},format=qcow2,if=none,id=root,snapshot=on",
+                 "-device", "virtio-blk-pci,drive=root"]
+    elif spec.overlay is not None:
+        # This boot's own writes, over the untouched image: what the snapshot keeps as its disk.
+        argv += ["-drive", f"file={_option_path(spec.overlay)},format=qcow2,if=none,id=root",
+                 "-device", "virtio-blk-pci,drive=root"]
+    elif spec.rootfs is not None:
         argv += [
             # snapshot=on: the shared image is never written; every boot starts clean.
-            # QEMU splits option values at single commas; a comma in the path is written twice.
-            "-drive", f"file={str(spec.rootfs).replace(',', ',,')},format=raw,if=none,id=root,snapshot=on",
+            "-drive", f"file={_option_path(spec.rootfs)},format=raw,if=none,id=root,snapshot=on",
             "-device", "virtio-blk-pci,drive=root",
         ]
     if ssh_port is not None:
@@ -118,6 +148,12 @@ def qemu_argv(spec: MachineSpec, ssh_port: int | None) -> list[str]:
             "-netdev", f"user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
             "-device", "virtio-net-pci,netdev=net0",
         ]
+    if (spec.monitor or spec.incoming) and sockets_dir is None:
+        raise ValueError("a monitor or an incoming migration needs a sockets directory")
+    if spec.monitor and sockets_dir is not None:
+        argv += ["-qmp", f"unix:{_option_path(monitor_socket(sockets_dir))},server=on,wait=off"]
+    if spec.incoming and sockets_dir is not None:
+        argv += ["-incoming", f"unix:{_option_path(incoming_socket(sockets_dir))}"]
     return argv
 
 
@@ -177,6 +213,19 @@ class Machine:
     console: Console | None = None
     _child: pexpect.spawn | None = field(default=None, repr=False)
     started_at: float = 0.0
+    sockets_dir: Path | None = None  # the QMP and incoming sockets (a private temporary directory)
+    # How this guest came up, for the record: {"mode": "cold"} or what vm/snapshot.py says.
+    boot: dict[str, object] = field(default_factory=lambda: {"mode": "cold"})
+
+    @property
+    def monitor_socket(self) -> Path:
+        assert self.sockets_dir is not None
+        return monitor_socket(self.sockets_dir)
+
+    @property
+    def incoming_socket(self) -> Path:
+        assert self.sockets_dir is not None
+        return incoming_socket(self.sockets_dir)
 
     @property
     def console_log(self) -> Path:
@@ -187,7 +236,9 @@ class Machine:
             raise InfraError(f"{QEMU} is not installed (run `make setup`)")
         self.spec.run_dir.mkdir(parents=True, exist_ok=True)
         self.ssh_port = free_port() if with_network else None
-        argv = qemu_argv(self.spec, self.ssh_port)
+        if (self.spec.monitor or self.spec.incoming) and self.sockets_dir is None:
+            self.sockets_dir = Path(tempfile.mkdtemp(prefix="lab-qemu-"))
+        argv = qemu_argv(self.spec, self.ssh_port, self.sockets_dir)
         (self.spec.run_dir / layout.QEMU_CMDLINE).write_text(shlex.join(argv) + "\n")
         self.started_at = time.monotonic()
         try:
@@ -242,6 +293,8 @@ class Machine:
                 pass
         if self.console is not None:
             self.console.close()
+        if self.sockets_dir is not None:
+            shutil.rmtree(self.sockets_dir, ignore_errors=True)
 
     def __enter__(self) -> "Machine":
         return self
