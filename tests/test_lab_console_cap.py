@@ -71,6 +71,18 @@ def test_a_printk_storm_is_drained_to_the_end_but_logged_only_up_to_the_cap(smal
     assert "console.log truncated" in console.log_warning
 
 
+def test_a_restored_guests_saved_boot_counts_against_the_cap(small_caps: None, tmp_path: Path) -> None:
+    log = tmp_path / "console.log"
+    log.write_bytes(b"saved boot\n" * 3000)  # 33,000 bytes the snapshot's boot left there
+    console = Console(FakeChild(storm(8)), log)  # type: ignore[arg-type]
+    assert console.wait_closed(20)
+    console.close()
+    logged = log.read_bytes()
+    assert logged.startswith(b"saved boot\n" * 3000)
+    cut = logged.index(b"[lab: console.log truncated at 100000 bytes")
+    assert cut == 100_000 + 1  # the cap is the file's: saved boot and live console together (+ its newline)
+
+
 def test_a_marker_after_a_storm_is_found_in_the_window(small_caps: None, tmp_path: Path) -> None:
     child = FakeChild(storm(4, then=b"lab-ready: sshd started on 6.1\n"), hold=True)
     console = Console(child, tmp_path / "console.log")  # type: ignore[arg-type]

@@ -45,6 +45,8 @@ class Console:
         self._log_path = log_path
         try:
             self._log = log_path.open("ab", buffering=0)
+            # What the log already holds (a restored guest's saved boot) counts against LOG_CAP.
+            self._already = self._log.tell()
         except OSError as exc:
             raise InfraError(f"opening {log_path}: {exc}") from exc
         self._data = bytearray()  # the last WINDOW bytes of the output
@@ -84,7 +86,7 @@ class Console:
         counted: the drain goes on, or QEMU would block on the pty."""
         if self.write_error or self.truncated:
             return
-        room = LOG_CAP - self._logged
+        room = max(0, LOG_CAP - self._already - self._logged)
         try:
             self._write_all(chunk[:room])
             self._logged += min(room, len(chunk))
