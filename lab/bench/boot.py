@@ -2,7 +2,8 @@
 
 Run as `python -m lab.bench.boot [--kernel SPEC] [--boots N] [--runs N]`. Each figure is the
 median of N real boots/runs; the accelerator is printed with them, because TCG and KVM
-differ by an order of magnitude. The first run starts without the guest's kept bytecode
+differ by an order of magnitude. Boots are measured cold and restored from a snapshot (with
+QEMU's resident memory), and so is `lab boot --command true` as a whole process. The first run starts without the guest's kept bytecode
 (run/bytecode.py), the others with it, and both are printed; so are the suites' own seconds in
 the guest beside the same suites run natively on the host kernel (as root; skipped otherwise).
 """
@@ -29,6 +30,7 @@ from ..run.request import RunRequest
 from ..run.suites import SUITES, default_tree
 from ..vm import accel
 from ..vm.boot import booted
+from .timing import timed_lab
 
 
 def _quiet(message: str) -> None:
@@ -55,12 +57,24 @@ def main(argv: list[str] | None = None) -> int:
         choice = accel.choose("auto", prepared.kernel.image, prepared.initramfs, tmp, cache, _quiet)
         print(f"bench: kernel {prepared.kernel.release}, accelerator {choice.accel} ({choice.reason})")
         timeouts = Timeouts().scaled_for(choice.accel)
-        boots = []
-        for index in range(args.boots):
-            started = time.monotonic()
-            with booted(prepared, choice.accel, tmp / f"boot-{index}", timeouts):
-                boots.append(time.monotonic() - started)
-        print(describe("boot-to-ssh", boots), flush=True)
+        for name, snapshots in (("cold", None), ("restored", cache)):
+            if snapshots is not None:  # the snapshot this bench restores from, saved now if missing
+                with booted(prepared, choice.accel, tmp / "saving", timeouts, snapshots=snapshots):
+                    pass
+            boots, resident = [], []
+            for index in range(args.boots):
+                started = time.monotonic()
+                with booted(prepared, choice.accel, tmp / f"{name}-{index}", timeouts, snapshots=snapshots) as (m, _):
+                    boots.append(time.monotonic() - started)
+                    resident.append(qemu_resident_mib(m.pid()))
+                    if m.boot["mode"] != name:
+                        print(f"bench: a {name} boot came up {m.boot}", file=sys.stderr)
+                        return 1
+            print(describe(f"boot-to-ssh, {name}", boots) + f"   QEMU resident {statistics.median(resident):.0f} MiB",
+                  flush=True)
+        for name, extra in (("cold", ["--no-snapshot"]), ("restored", [])):
+            whole = [timed_lab(["boot", *extra, "--command", "true"], "bench") for _ in range(args.boots)]
+            print(describe(f"lab boot --command true, {name}", whole), flush=True)
         # The first run compiles the suites in the guest, as after any change to guest-tests/.
         shutil.rmtree(cache / "bytecode" / bytecode.cache_key(default_tree(), prepared.image.digest),
                       ignore_errors=True)
@@ -82,14 +96,26 @@ def main(argv: list[str] | None = None) -> int:
             if runs[restored]:
                 print(describe(f"whole-run, bytecode {name}", runs[restored]), flush=True)
                 print(describe(f"  suites in the guest, bytecode {name}", in_guest[restored]), flush=True)
-        native = native_suites_seconds()
-        if native is None:
-            print("suites natively on the host kernel: skipped (needs root for bpf(2))")
-        else:
-            guest_seconds = statistics.median(in_guest[True] or in_guest[False])
-            print(f"suites natively on the host kernel: {native:.1f} s, one pytest per suite as in the guest; "
-                  f"the guest takes {guest_seconds / native:.1f}x that")
+        if args.runs:
+            print_native_comparison(statistics.median(in_guest[True] or in_guest[False]))
     return 0
+
+
+def print_native_comparison(guest_seconds: float) -> None:
+    native = native_suites_seconds()
+    if native is None:
+        print("suites natively on the host kernel: skipped (needs root for bpf(2))")
+        return
+    print(f"suites natively on the host kernel: {native:.1f} s, one pytest per suite as in the guest; "
+          f"the guest takes {guest_seconds / native:.1f}x that")
+
+
+def qemu_resident_mib(pid: int | None) -> float:
+    """QEMU's resident memory (VmRSS) in MiB, while the guest is up."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 def suites_seconds(run_dir: Path) -> float:
