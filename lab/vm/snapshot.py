@@ -264,14 +264,11 @@ def feed(machine: Machine, snapshot: Snapshot, timeout: float) -> None:
     try:
         with Qmp(machine.monitor_socket, timeout) as qmp:
             crc = 0
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sender:
-                sender.settimeout(timeout)
-                sender.connect(str(machine.incoming_socket))
-                with snapshot.state.open("rb") as state:
-                    # Checked as it is sent: the guest loads paused and is resumed only if it matches.
-                    while chunk := state.read(1 << 20):
-                        crc = zlib.crc32(chunk, crc)
-                        sender.sendall(chunk)
+            with _connected(machine.incoming_socket, deadline) as sender, snapshot.state.open("rb") as state:
+                # Checked as it is sent: the guest loads paused and is resumed only if it matches.
+                while chunk := state.read(1 << 20):
+                    crc = zlib.crc32(chunk, crc)
+                    sender.sendall(chunk)
             while True:
                 status = str(qmp.execute("query-status").get("status", ""))
                 if status != "inmigrate":
@@ -286,6 +283,21 @@ def feed(machine: Machine, snapshot: Snapshot, timeout: float) -> None:
             qmp.execute("cont")
     except (QmpError, OSError) as exc:
         raise RestoreFailed(f"QEMU did not take the saved state: {exc}") from exc
+
+
+def _connected(path: Path, deadline: float) -> socket.socket:
+    """A connection to QEMU's incoming socket, which it opens a moment after its monitor."""
+    while True:
+        sender = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sender.connect(str(path))
+            sender.settimeout(max(1.0, deadline - time.monotonic()))
+            return sender
+        except (FileNotFoundError, ConnectionRefusedError):
+            sender.close()
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.02)
 
 
 def freshen_command(now: float | None = None, fresh: bytes | None = None) -> str:
