@@ -1,6 +1,8 @@
 """lab.apt: the host's apt sources, kernel package names, `apt-cache show` output, dpkg versions."""
 from __future__ import annotations
 
+import os
+
 import subprocess
 from pathlib import Path
 
@@ -382,6 +384,35 @@ def test_resolve_picks_the_newest_matching_package(monkeypatch: pytest.MonkeyPat
     # Only the matching names were asked about.
     assert sorted(calls[-1][3:]) == sorted(["linux-image-6.12.113+deb12-cloud-amd64-unsigned",
                                             "linux-image-6.12.117+deb12-cloud-amd64-unsigned"])
+
+
+def test_the_newest_package_is_remembered_until_the_apt_lists_change(monkeypatch: pytest.MonkeyPatch,
+                                                                     tmp_path: Path) -> None:
+    lists, etc = tmp_path / "lists", tmp_path / "etc"
+    lists.mkdir()
+    etc.mkdir()
+    (lists / "deb.example_dists_bookworm_main_binary-amd64_Packages").write_text("v1")
+    asked: list[tuple[str, str]] = []
+
+    def resolve(series: str, flavour: str) -> tuple[str, str]:
+        asked.append((series, flavour))
+        return f"linux-image-{series}.0-{len(asked)}-{flavour}-unsigned", f"{series}.{len(asked)}-1"
+
+    monkeypatch.setattr(apt, "resolve_kernel_package", resolve)
+    memo = tmp_path / "cache" / "apt-newest.json"
+    first = apt.newest_kernel_package("6.1", "cloud-amd64", memo, lists, etc)
+    assert apt.newest_kernel_package("6.1", "cloud-amd64", memo, lists, etc) == first
+    assert asked == [("6.1", "cloud-amd64")]  # the second answer came from the memo
+    apt.newest_kernel_package("6.12", "cloud-amd64", memo, lists, etc)  # another series: asked
+    assert len(asked) == 2
+    os.utime(lists / "deb.example_dists_bookworm_main_binary-amd64_Packages", (1, 1))  # apt-get update
+    assert apt.newest_kernel_package("6.1", "cloud-amd64", memo, lists, etc) != first
+    (etc / "preferences").write_text("Package: linux-image-*\nPin: version 6.1.170*\n")  # a pin changes it too
+    apt.newest_kernel_package("6.1", "cloud-amd64", memo, lists, etc)
+    assert len(asked) == 4
+    memo.write_text("{half")  # a damaged memo is asked again, never trusted
+    apt.newest_kernel_package("6.1", "cloud-amd64", memo, lists, etc)
+    assert len(asked) == 5
 
 
 def test_resolve_with_no_matching_package_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,8 @@ sources file), never written into the repository.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import os
 import re
 import subprocess
@@ -13,8 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import InfraError, UserError
+from .files import write_json_atomic
 
 APT_DIR = Path("/etc/apt")
+APT_LISTS = Path("/var/lib/apt/lists")
 
 
 @dataclass(frozen=True)
@@ -155,6 +159,45 @@ def resolve_kernel_package(series: str, flavour: str) -> tuple[str, str]:
             raise InfraError("the host's apt lists are empty: run `apt-get update` (or `make setup`)")
         raise UserError(f"no Debian kernel package for debian:{series} ({flavour}) in the host's apt lists")
     return newest(parse_show(_run(["apt-cache", "show", "--no-all-versions", *names])))
+
+
+def lists_signature(lists: Path = APT_LISTS, apt_dir: Path = APT_DIR) -> str:
+    """What apt-cache's answers depend on: the lists, and the sources and pinning that chose them."""
+    digest = hashlib.sha256()
+    paths = [*sorted(lists.glob("*")), apt_dir / "sources.list", apt_dir / "preferences",
+             *sorted((apt_dir / "sources.list.d").glob("*")), *sorted((apt_dir / "preferences.d").glob("*"))]
+    for path in paths:
+        try:
+            status = path.stat()
+        except OSError:
+            continue
+        if path.is_file():
+            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\n".encode())
+    return digest.hexdigest()
+
+
+def newest_kernel_package(series: str, flavour: str, memo: Path, lists: Path = APT_LISTS,
+                          apt_dir: Path = APT_DIR) -> tuple[str, str]:
+    """resolve_kernel_package, remembered in `memo` until the apt lists (or sources, or pinning)
+    change: apt-cache takes over 2 s here, and `debian:X.Y` is resolved by every run."""
+    signature = lists_signature(lists, apt_dir)
+    try:
+        known = json.loads(memo.read_text())
+    except (OSError, ValueError):
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    entry = known.get(f"{series}:{flavour}")
+    if isinstance(entry, dict) and entry.get("lists") == signature:
+        return str(entry["package"]), str(entry["version"])
+    package, version = resolve_kernel_package(series, flavour)
+    known[f"{series}:{flavour}"] = {"lists": signature, "package": package, "version": version}
+    try:
+        memo.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(memo, known)
+    except (OSError, InfraError):
+        pass  # only a memo: the next run asks apt-cache again
+    return package, version
 
 
 # --- every version the lists hold, and one exact version of them --------------------------------

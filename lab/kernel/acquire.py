@@ -156,7 +156,7 @@ def resolve_debian(spec: DebianSpec, cache: Path) -> tuple[str, str]:
     """The (package, version) a Debian spec names: the newest of the series, or the exact one
     (from the cache when it holds it, else from the apt lists)."""
     if spec.exact is None:
-        return apt.resolve_kernel_package(spec.series, spec.flavour)
+        return apt.newest_kernel_package(spec.series, spec.flavour, cache / "apt-newest.json")
     found = cached_exact(spec, cache)
     if found is not None:
         return found
