@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import hashlib
 import json
 import os
+import shutil
 import threading
 from collections.abc import Iterator
-from typing import Protocol
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 from .errors import InfraError
 
@@ -88,3 +90,26 @@ def write_all(raw: RawWriter, data: bytes) -> None:
         if not written:  # nothing taken and no error: the disk has no room for even one byte
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[written:]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_cache_or_hidden(parts: tuple[str, ...] | list[str]) -> bool:
+    """A path (as its parts) inside __pycache__ or a dot-directory, or a dot-file: never shipped
+    into a guest nor counted as part of a test tree."""
+    return any(part == "__pycache__" or part.startswith(".") for part in parts)
+
+
+def keep_newest(root: Path, keep: int) -> None:
+    """Only the `keep` most recently used (by mtime) entries of a cache directory stay; names
+    starting with a dot (work in progress) are left alone."""
+    entries = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in entries[keep:]:
+        shutil.rmtree(old, ignore_errors=True)

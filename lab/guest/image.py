@@ -18,10 +18,9 @@ from pathlib import Path
 
 from ..core import apt, lock, mounts
 from ..core.errors import InfraError
-from ..core.files import write_json_atomic
+from ..core.files import sha256_file, write_json_atomic
 from ..core.log import Log
 from ..core.paths import IMAGES_DIR
-from ..kernel.acquire import sha256_file
 from . import init as guestinit
 from .keys import LabKeys
 

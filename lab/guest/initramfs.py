@@ -20,9 +20,9 @@ from pathlib import Path
 
 from ..core import lock
 from ..core.errors import InfraError, UserError
-from ..core.files import safe_name
+from ..core.files import safe_name, sha256_file
 from ..core.log import Log, stderr
-from ..kernel.acquire import Kernel, sha256_file
+from ..kernel.acquire import Kernel
 from . import init as guestinit
 
 # What the guest needs before its root filesystem: the disk, the network, and their buses.

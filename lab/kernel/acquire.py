@@ -1,7 +1,6 @@
 """Kernel acquisition: a Debian package or a local image, into an immutable cache entry."""
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import shutil
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from ..core import apt, lock
 from ..core.errors import InfraError, UserError
+from ..core.files import sha256_file
 from ..core.log import Log
 from .kconfig import parse_config
 from .spec import BuildSpec, DebianSpec, KernelSpec, PathSpec
@@ -78,14 +78,6 @@ def bzimage_release(image: Path) -> str:
     if not RELEASE.fullmatch(release):
         raise UserError(f"kernel {image}: its version string {release[:80]!r} is not a kernel release")
     return release
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _depmod(root: Path, release: str) -> None:

@@ -25,11 +25,12 @@ from pathlib import Path
 
 from ..core import lock
 from ..core.errors import InfraError, UserError
+from ..core.files import sha256_file
 from ..core.log import Log
 from ..core.paths import KERNEL_CONFIGS_DIR
 from . import kconfig, kconfig_tree, patches
 from . import source as ksource
-from .acquire import Kernel, bzimage_release, kernel_entry, load_build, sha256_file
+from .acquire import Kernel, bzimage_release, kernel_entry, load_build
 
 FORMAT_VERSION = "1"  # bump when the build recipe changes what comes out
 BASE_FRAGMENT = KERNEL_CONFIGS_DIR / "base.config"

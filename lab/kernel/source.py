@@ -20,8 +20,8 @@ from pathlib import Path
 
 from ..core import apt, lock
 from ..core.errors import InfraError, UserError
+from ..core.files import sha256_file
 from ..core.log import Log
-from .acquire import sha256_file
 from .spec import DEBIAN_VERSION
 
 _DEBIAN = re.compile(rf"^debian:{DEBIAN_VERSION}$")

@@ -21,9 +21,9 @@ from pathlib import Path
 import jinja2
 import yaml
 
+from ..core.files import is_cache_or_hidden, sha256_file
 from ..core.paths import GUEST_TESTS_DIR
 from ..guest.init import LAVA_FLAG, LAVA_PROMPT
-from ..kernel.acquire import sha256_file
 from ..run import suites as runner
 from ..vm.machine import BASE_CMDLINE, MachineSpec
 
@@ -121,7 +121,7 @@ def _reset(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
     # Same tree, same bytes: no owners or times in the bundle, and no caches or dotfiles (git's,
     # pytest's), so a checkout and an installed wheel give the same bundle.
     parts = info.name.split("/")
-    if "__pycache__" in parts or info.name.endswith(".pyc") or any(part.startswith(".") for part in parts):
+    if is_cache_or_hidden(parts) or info.name.endswith(".pyc"):
         return None
     info.uid = info.gid = 0
     info.uname = info.gname = ""

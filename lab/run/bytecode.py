@@ -15,7 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..core.files import local_file
+from ..core.files import is_cache_or_hidden, keep_newest, local_file
 from ..target.base import Target, quote_command
 from .suites import REMOTE_ROOT, TestTree
 
@@ -27,7 +27,7 @@ def cache_key(tree: TestTree, image_digest: str) -> str:
     digest = hashlib.sha256(image_digest.encode())
     for path in sorted(tree.root.rglob("*.py")):
         relative = path.relative_to(tree.root)
-        if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
+        if is_cache_or_hidden(relative.parts):
             continue
         status = path.stat()
         digest.update(f"{relative}\0{status.st_size}\0{int(status.st_mtime)}\n".encode())
@@ -79,12 +79,5 @@ def keep(target: Target, cache: Path, key: str, timeout: float, root: str = REMO
                 return False  # another run kept the same key first
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    _evict(store)
+    keep_newest(store, KEEP)
     return True
-
-
-def _evict(store: Path) -> None:
-    kept = sorted((p for p in store.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in kept[KEEP:]:
-        shutil.rmtree(old, ignore_errors=True)

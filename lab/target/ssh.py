@@ -22,7 +22,7 @@ from typing import BinaryIO
 import paramiko
 
 from ..core.errors import InfraError
-from ..core.files import local_file, write_all
+from ..core.files import is_cache_or_hidden, local_file, write_all
 from .base import CommandResult, CommandTimedOut, ConnectionLost, TransferRefused
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
@@ -305,7 +305,7 @@ class SshTarget:
             for path in paths:
                 relative = path.relative_to(local_dir)
                 # Caches and dot-directories (.mypy_cache, .pytest_cache) are never shipped, nor what is in them.
-                if any(part == "__pycache__" or part.startswith(".") for part in relative.parts):
+                if is_cache_or_hidden(relative.parts):
                     continue
                 target = posixpath.join(remote_dir, *relative.parts)
                 if path.is_dir():

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..core.errors import InfraError
-from ..core.files import local_file, write_json_atomic
+from ..core.files import keep_newest, local_file, sha256_file, write_json_atomic
 from .machine import Machine, MachineSpec, qemu_argv
 from .qmp import Qmp, QmpError
 
@@ -54,14 +54,6 @@ class SaveFailed(Exception):
     """The snapshot could not be saved; the run goes on without one."""
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def snapshot_key(spec: MachineSpec, qemu_version: str) -> str | None:
     """Everything that shapes the guest at its ready marker, as one digest; None when one of its
     files cannot be read (the cold boot then says what QEMU makes of that)."""
@@ -71,7 +63,7 @@ def snapshot_key(spec: MachineSpec, qemu_version: str) -> str | None:
         rootfs = spec.rootfs.stat()
         described = {
             "format": FORMAT, "qemu": qemu_version, "argv": qemu_argv(shape, 0),
-            "kernel": _file_digest(spec.kernel_image), "initramfs": _file_digest(spec.initramfs),
+            "kernel": sha256_file(spec.kernel_image), "initramfs": sha256_file(spec.initramfs),
             "rootfs": [str(spec.rootfs), rootfs.st_size, rootfs.st_mtime_ns],
         }
     except OSError:
@@ -157,10 +149,7 @@ def evict(cache: Path, keep: int = KEEP) -> None:
     root = store(cache)
     if not root.is_dir():
         return
-    kept = sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in kept[keep:]:
-        shutil.rmtree(old, ignore_errors=True)
+    keep_newest(root, keep)
     for leftover in root.glob(".saving-*"):  # a lab killed while saving
         if time.time() - leftover.stat().st_mtime > 3600:
             shutil.rmtree(leftover, ignore_errors=True)
