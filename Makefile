@@ -37,11 +37,16 @@ venv: $(VENV)/.installed
 run: setup
 	$(BIN)/lab run
 
+# Two tests at a time (tests/conftest.py says what keeps them apart): a TCG guest keeps about one
+# core busy, so a second test uses the other instead of leaving it idle. TEST_WORKERS=0: one at a time.
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+
 test: setup
-	$(BIN)/python -m pytest tests -ra --durations=40
+	$(BIN)/python -m pytest tests $(XDIST) -ra --durations=40
 
 unit: venv
-	$(BIN)/python -m pytest tests -ra -m 'not boot'
+	$(BIN)/python -m pytest tests $(XDIST) -ra -m 'not boot'
 
 bench: setup
 	$(BIN)/python -m lab.bench.boot

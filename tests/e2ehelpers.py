@@ -14,9 +14,22 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def _environment_has(pid: int, entry: bytes) -> bool:
+    try:
+        return entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:  # gone already, or not ours to read
+        return False
+
+
 def qemu_pids() -> set[int]:
+    """The QEMU processes this pytest process started (through any lab it ran): they carry its
+    LAB_TEST_ID (tests/conftest.py), a neighbouring xdist worker's QEMUs do not."""
     found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
-    return {int(pid) for pid in found.split()}
+    pids = {int(pid) for pid in found.split()}
+    mark = os.environ.get("LAB_TEST_ID")
+    if mark is None:  # outside this repository's conftest: every QEMU on the machine
+        return pids
+    return {pid for pid in pids if _environment_has(pid, f"LAB_TEST_ID={mark}".encode())}
 
 
 def own_qemu_children() -> list[int]:

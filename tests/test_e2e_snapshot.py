@@ -60,6 +60,7 @@ def test_no_snapshot_boots_cold_even_when_one_exists() -> None:
     assert "booted 6.1" in err and "restored" not in err, err
 
 
+@pytest.mark.exclusive  # it damages the snapshot every run of the default guest restores
 def test_a_damaged_snapshot_is_one_warning_then_a_cold_boot_that_saves_a_fresh_one(tmp_path: Path) -> None:
     boot("true")
     damaged = newest_snapshot()

@@ -47,7 +47,7 @@ def screenshot(report: Path, tmp: Path, height: int = 900) -> Image:
     png = tmp / "shot.png"
     done = subprocess.run([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                            "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                           "--hide-scrollbars", f"--user-data-dir={tmp / 'profile'}", f"--window-size=1200,{height}",
+                           "--hide-scrollbars", "--virtual-time-budget=5000", f"--user-data-dir={tmp / 'profile'}", f"--window-size=1200,{height}",
                            f"--screenshot={png}", report.as_uri()],
                           capture_output=True, text=True, timeout=120, check=False)
     assert png.exists(), f"chromium wrote no screenshot (rc {done.returncode}):\n{done.stderr[-2000:]}"

@@ -348,6 +348,8 @@ def real_runs(basetemp: Path) -> list[Path]:
     return sorted(p.parent for name in E2E_RUN_TESTS for p in basetemp.glob(f"{name[:30]}*/**/metadata.json"))
 
 
+# On the worker that runs test_e2e_boot (tests/conftest.py), after it: its runs are in that worker's basetemp.
+@pytest.mark.xdist_group("test_e2e_boot")
 def test_real_run_directories(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
     runs = real_runs(tmp_path_factory.getbasetemp())
     if not runs:
