@@ -40,7 +40,7 @@ run: setup
 # Two tests at a time (tests/conftest.py says what keeps them apart): a TCG guest keeps about one
 # core busy, so a second test uses the other instead of leaving it idle. TEST_WORKERS=0: one at a time.
 TEST_WORKERS ?= 2
-XDIST = -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+XDIST = -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test: setup
 	$(BIN)/python -m pytest tests $(XDIST) -ra --durations=40

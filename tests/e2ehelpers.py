@@ -14,6 +14,12 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def real_runs() -> list[Path]:
+    """The run directories under $LAB_SCHEMA_RUNS (none when it is not set)."""
+    root = os.environ.get("LAB_SCHEMA_RUNS")
+    return sorted(p.parent for p in Path(root).glob("*/metadata.json")) if root else []
+
+
 def _environment_has(pid: int, entry: bytes) -> bool:
     try:
         return entry in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
@@ -24,7 +30,7 @@ def _environment_has(pid: int, entry: bytes) -> bool:
 def qemu_pids() -> set[int]:
     """The QEMU processes this pytest process started (through any lab it ran): they carry its
     LAB_TEST_ID (tests/conftest.py), a neighbouring xdist worker's QEMUs do not."""
-    found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True).stdout
+    found = subprocess.run(["pgrep", "-f", "qemu-system-x86_64"], capture_output=True, text=True, check=False).stdout
     pids = {int(pid) for pid in found.split()}
     mark = os.environ.get("LAB_TEST_ID")
     if mark is None:  # outside this repository's conftest: every QEMU on the machine

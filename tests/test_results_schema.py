@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from e2ehelpers import real_runs
 from test_lab_pipeline import World, failed_suite, timed_out_suite, world  # noqa: F401
 
 from lab.guest import image
@@ -35,8 +36,6 @@ from lab.run.request import RunRequest
 README = Path(__file__).resolve().parent.parent / "README.md"
 # Real runs: LAB_SCHEMA_RUNS (a results root) if set, else the runs this pytest session's own
 # e2e boots made (test_e2e_boot runs Debian 6.1 and 6.12 with all three suites).
-REAL_RUNS_ROOT = os.environ.get("LAB_SCHEMA_RUNS")
-E2E_RUN_TESTS = ("test_run_debian_6_1_all_suites_then_cached", "test_run_debian_6_12_all_suites")
 
 
 # --- the checker ------------------------------------------------------------------------------------
@@ -341,20 +340,11 @@ def test_a_damaged_run_fails_the_check(world: World) -> None:  # noqa: F811
 # --- on real runs ----------------------------------------------------------------------------------------
 
 
-def real_runs(basetemp: Path) -> list[Path]:
-    if REAL_RUNS_ROOT:
-        return sorted(p.parent for p in Path(REAL_RUNS_ROOT).glob("*/metadata.json"))
-    # pytest names a test's tmp_path after the test, cut to 30 characters.
-    return sorted(p.parent for name in E2E_RUN_TESTS for p in basetemp.glob(f"{name[:30]}*/**/metadata.json"))
-
-
-# On the worker that runs test_e2e_boot (tests/conftest.py), after it: its runs are in that worker's basetemp.
-@pytest.mark.xdist_group("test_e2e_boot")
-def test_real_run_directories(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path) -> None:
-    runs = real_runs(tmp_path_factory.getbasetemp())
+def test_real_run_directories(tmp_path: Path) -> None:
+    runs = real_runs()
     if not runs:
-        pytest.skip("no real run directories: the e2e boots of this session make them (make test), "
-                    "or set LAB_SCHEMA_RUNS to a results root")
+        pytest.skip("LAB_SCHEMA_RUNS names no results root: test_e2e_boot checks its own real runs with this "
+                    "(make test); set it to check others")
     for directory in runs:
         check_real_run(directory, tmp_path)
 

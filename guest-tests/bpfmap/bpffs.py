@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import struct
+
+from .syscall import libc
 
 BPF_FS_MAGIC = 0xCAFE4A11
 MNT_DETACH = 2
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_libc = libc()  # its own handle: the prototypes below belong to its function objects
 _libc.mount.argtypes = (ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p)
 _libc.mount.restype = ctypes.c_int
 _libc.umount2.argtypes = (ctypes.c_char_p, ctypes.c_int)

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 
 from .constants import NR_BPF
 from .errors import BpfError
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+def libc() -> ctypes.CDLL:
+    """The C library the interpreter runs on (dlopen(NULL) sees its symbols). Not
+    ctypes.util.find_library("c"): that runs ldconfig in a subprocess, which costs a guest
+    under TCG about 0.1 s of every `import bpfmap`."""
+    return ctypes.CDLL(None, use_errno=True)
+
+
+_libc = libc()
 # Declared prototype so ctypes passes (long, int, pointer, unsigned) without
 # guessing per call; this is also the cheapest call form ctypes offers.
 _syscall = _libc.syscall
@@ -22,7 +29,7 @@ _get_errno = ctypes.get_errno
 # as its address and a Python int as a C int, which libffi sign-extends into
 # the 64-bit register syscall(3) reads, so NR, cmd and size arrive intact.
 # (A separate CDLL handle, because argtypes belongs to the function object.)
-syscall_buf = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True).syscall
+syscall_buf = libc().syscall
 syscall_buf.restype = ctypes.c_long
 get_errno = _get_errno
 

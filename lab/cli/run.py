@@ -4,12 +4,13 @@ from __future__ import annotations
 import argparse
 import time
 
+from ..core.errors import UserError
 from ..core.log import stderr as log
 from ..core.outcome import exit_code
 from ..core.paths import cache_dir, results_dir
 from ..guest import assets
 from ..kernel.spec import DEFAULT_KERNEL, KernelSpec, parse_kernel_spec
-from ..report import compare, compare_text, show
+from ..report import compare, compare_text, ktap, show
 from ..report.table import SuiteTable
 from ..results import load
 from ..results.kernel_log import SplatPolicy
@@ -40,6 +41,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
 
     report_parser = commands.add_parser("report", help="print runs again as `lab run` did; exit 1 unless all passed")
     report_parser.add_argument("runs", nargs="+", metavar="RUN", help="results directory (or run id under the results root)")
+    report_parser.add_argument("--format", choices=("text", "ktap"), default="text",
+                               help="text (as `lab run` printed it) or ktap (KTAP version 1, as KUnit prints; one RUN)")
     report_parser.set_defaults(func=cmd_report)
 
 
@@ -80,6 +83,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     # Every run is read before any is printed: a bad one is exit 2 with nothing half-printed.
+    if args.format == "ktap" and len(args.runs) != 1:
+        raise UserError(f"--format ktap prints one run as one KTAP document: got {len(args.runs)} runs")
     runs = [load.load_run(arg, results_dir()) for arg in args.runs]
-    print("\n\n".join(show.render(run) for run in runs))
+    if args.format == "ktap":
+        print(ktap.render(runs[0]), end="")
+    else:
+        print("\n\n".join(show.render(run) for run in runs))
     return 0 if all(run.passed for run in runs) else 1

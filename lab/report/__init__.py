@@ -3,6 +3,7 @@
 Modules, one job each:
   table    `lab run`'s live suite table and closing lines
   show     `lab report`: a run read back and printed the same way
+  ktap     `lab report --format ktap`: a run as KTAP, for the kernel's own test tools
   compare  two runs test by test: newly failing/passing/skipped, behaviour changed, regression
   compare_text  `lab compare`'s text and JSON
 """
