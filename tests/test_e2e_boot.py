@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import check_suite_records, lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
+from kcidbcheck import check_run_document
 from kunitparser import check_ktap_counts
 from test_results_schema import check_run
 
@@ -53,6 +54,7 @@ def check_passing_run(done: subprocess.CompletedProcess[str], results: Path, rel
     check_suite_records(run_dir, suites)
     assert check_run(run_dir) == []  # results.json, metadata.json and junit.xml by their schema
     check_ktap_counts(run_dir)  # its KTAP, read by the kernel's own kunit_parser
+    check_run_document(run_dir)  # its KCIDB document, by kcidb-io's schema
     console = (run_dir / "console.log").read_text(errors="replace")
     assert "lab-ready: sshd started on " + metadata["kernel"]["release"] in console
     assert "Linux version" in (run_dir / "dmesg.txt").read_text()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from e2ehelpers import REPO, lab, no_qemu_left  # noqa: F401 (an autouse fixture)
+from kcidbcheck import kcidb_document, schema_patchset_hash
 
 from lab.core.paths import cache_dir
 
@@ -163,6 +164,16 @@ def test_validate_over_two_versions_where_one_does_not_apply(tmp_path: Path, bas
     assert "validate: 2 version(s): 1 no regression, 1 does not apply" in done.stdout
     assert (directory / "report.html").is_file()
     assert "make -j" not in done.stderr  # everything was cached for 6.1, nothing built for 6.12
+    # As KCIDB: each version's base and patched checkout, the series by the schema's own patchset
+    # hash, the 6.12 one not valid (it does not apply), builds and tests only where they happened.
+    document = kcidb_document(directory)
+    patched = sorted((c["misc"]["source"]["package"], c["valid"], c["patchset_hash"]) for c in document["checkouts"]
+                     if c["patchset_hash"])
+    assert patched == [("linux-source-6.1", True, schema_patchset_hash([patch])),
+                       ("linux-source-6.12", False, schema_patchset_hash([patch]))]
+    assert len(document["checkouts"]) == 4 and len(document["builds"]) == 2
+    assert {b["id"].split(":", 1)[1] for b in document["builds"]} == {old["builds"]["base"]["build_id"],
+                                                                      old["builds"]["patched"]["build_id"]}
 
 
 def test_dropped_symbol_is_one_line(tmp_path: Path) -> None:

@@ -7,4 +7,5 @@ Modules, one job each:
   run      run, compare, report                   target  `run --target ssh://...`
   matrix   `lab matrix`                           lava    `lab lava-job`, `lab lava-run`
   validate `lab validate`: one series over several sources
+  kcidb    `lab kcidb`: runs as a KCIDB document
 """
