@@ -24,6 +24,11 @@ def _emit(config: pytest.Config, event: dict[str, Any]) -> None:
         reporter.write_line(PREFIX + json.dumps(event, sort_keys=True), flush=True)
 
 
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # How many tests there are to run: the host shows "<done> of <collected>" on a terminal.
+    _emit(session.config, {"event": "collected", "count": len(session.items)})
+
+
 def pytest_runtest_logstart(nodeid: str, location: object) -> None:
     _outcomes[nodeid] = {"event": "end", "nodeid": nodeid, "outcome": "passed", "duration": 0.0, "message": ""}
     _emit(_config, {"event": "start", "nodeid": nodeid})

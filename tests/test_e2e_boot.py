@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from e2ehelpers import check_suite_records, lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
+from e2ehelpers import REPO, check_suite_records, lab, no_qemu_left, qemu_pids  # noqa: F401 (no_qemu_left: an autouse fixture)
 from kcidbcheck import check_run_document
 from kunitparser import check_ktap_counts
 from test_results_schema import check_run
@@ -41,6 +42,7 @@ def only_run_dir(results: Path) -> Path:
 def check_passing_run(done: subprocess.CompletedProcess[str], results: Path, release_prefix: str,
                       suites: set[str] = SUITES) -> dict:
     assert done.returncode == 0, f"lab run failed:\n{done.stdout}\n{done.stderr}"
+    assert "\x1b[K" not in done.stderr  # no terminal: no progress lines, only the lab's own
     for suite in suites:
         assert any(line.startswith(suite) for line in done.stdout.splitlines()), done.stdout
     assert "outcome: passed" in done.stdout
@@ -184,3 +186,45 @@ def test_lab_boot_runs_one_command_and_passes_its_exit_code(tmp_path: Path) -> N
     release, mounted = done.stdout.strip().splitlines()
     assert release.startswith("6.1.") and mounted == "/sys/fs/bpf is a mountpoint"
     assert "lab-ready: sshd started on " + release in (tmp_path / "console.log").read_text()
+
+
+def test_lab_boot_shell_logs_in_on_this_terminal_and_stops_the_guest_when_it_ends(tmp_path: Path) -> None:
+    """`lab boot --shell` under a pty, as a user at a terminal: a root shell in the guest, then
+    `exit 4` ends the shell, the guest and the lab with that status; the console log stays."""
+    import pexpect
+
+    child = pexpect.spawn(sys.executable, ["-m", "lab", "boot", "--shell", "--workdir", str(tmp_path)],
+                          cwd=str(REPO), encoding="utf-8", timeout=300, echo=False)
+    try:
+        child.expect(r"(restored|booted) 6\.1\.\S+ \(\w+\) in [\d.]+ s; console: (\S+)")
+        console = Path(child.match.group(2))
+        child.sendline("echo shell-$((6*7)); cat /proc/sys/kernel/osrelease; tty")
+        child.expect(r"shell-42\r?\n(6\.1\.\S+)\r?\n(/dev/pts/\d+)")
+        release = child.match.group(1)
+        child.sendline("exit 4")
+        child.expect(r"shell ended \(exit 4\); stopping the guest; console: " + str(console))
+        child.expect(pexpect.EOF)
+    finally:
+        child.close(force=True)
+    assert child.exitstatus == 4, child.before
+    assert console == tmp_path / "console.log" and "lab-ready: sshd started on " + release in console.read_text()
+
+
+def test_a_run_on_a_terminal_shows_each_suites_tests_done_of_collected(tmp_path: Path) -> None:
+    """Under a pty (and not CI): `suite pin: N of M tests` redrawn while the suite runs, M the
+    suite's collected tests; the lines are wiped, so the summary reads as without a terminal."""
+    import pexpect
+
+    env = {k: v for k, v in os.environ.items() if k != "CI"} | {"TERM": "xterm", "LAB_RESULTS": str(tmp_path)}
+    child = pexpect.spawn(sys.executable, ["-m", "lab", "run", "--suite", "pin"], cwd=str(REPO), env=env,
+                          encoding="utf-8", timeout=600, echo=False)
+    child.expect(pexpect.EOF)
+    child.close()
+    shown = child.before
+    assert child.exitstatus == 0, shown
+    frames = re.findall(r"\r\x1b\[Ksuite pin: (\d+) of (\d+) tests", shown)
+    run_dir = only_run_dir(tmp_path)
+    tests = json.loads((run_dir / "results.json").read_text())["tests"]
+    assert frames and {int(total) for _, total in frames} == {len(tests)}, shown
+    assert [int(done) for done, _ in frames] == sorted(int(done) for done, _ in frames)
+    assert "outcome: passed" in shown

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
+import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
+from ..core.errors import UserError
 from ..core.log import stderr as log
 from ..core.paths import cache_dir
 from ..core.places import writable_directory
 from ..core.timeouts import Timeouts
 from ..guest import assets, image, keys
+from ..guest.keys import LabKeys
 from ..kernel import acquire
 from ..kernel import build as kernel_build
 from ..kernel import listing as kernel_listing
@@ -54,8 +58,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_accel(boot)
     options.add_cmdline(boot)
     options.add_snapshot(boot)
-    boot.add_argument("--command", help="run this shell command in the guest, print its output, exit with its code")
-    boot.add_argument("--workdir", help="where the console log goes (default: a temporary directory)")
+    what = boot.add_mutually_exclusive_group()
+    what.add_argument("--command", help="run this shell command in the guest, print its output, exit with its code")
+    what.add_argument("--shell", action="store_true",
+                      help="log into the guest here (ssh on this terminal); exiting the shell stops the guest")
+    boot.add_argument("--workdir", help="where the console log goes (default: a new directory under /tmp, "
+                                         "removed after --command)")
     boot.set_defaults(func=cmd_boot)
 
 
@@ -96,36 +104,56 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ssh_argv(lab_keys: LabKeys, port: int, known_hosts: Path) -> list[str]:
+    return ["ssh", "-i", str(lab_keys.client_private), "-p", str(port), "-o", f"UserKnownHostsFile={known_hosts}",
+            "-o", "StrictHostKeyChecking=yes", "root@127.0.0.1"]
+
+
 def cmd_boot(args: argparse.Namespace) -> int:
     spec = parse_kernel_spec(args.kernel, args.modules, args.config)
     if args.workdir:
         writable_directory(Path(args.workdir), "console log", "--workdir")
+    if args.shell and shutil.which("ssh") is None:
+        raise UserError("--shell needs the ssh client (apt-get install openssh-client, or make setup)")
     cache = cache_dir()
     prepared = assets.prepare(spec, cache, log)
-    with tempfile.TemporaryDirectory(prefix="lab-boot-") as tmp:
-        run_dir = Path(args.workdir) if args.workdir else Path(tmp)
-        choice = accel.choose(args.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
-        timeouts = Timeouts().scaled_for(choice.accel)
-        started = time.monotonic()
-        snapshots = None if args.no_snapshot else cache
-        with booted(prepared, choice.accel, run_dir, timeouts, args.cmdline, snapshots) as (machine, target):
-            if "warning" in machine.boot:
-                log(f"warning: {machine.boot['warning']}")
-            how = "restored" if machine.boot["mode"] == "restored" else "booted"
-            log(f"{how} {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
-                f"console: {machine.console_log}")
-            if args.command:
-                result = target.run(args.command, timeouts.suite)
-                sys.stdout.write(result.out)
-                sys.stderr.write(result.err)
-                return result.rc
-            known_hosts = run_dir / "known_hosts"
-            known_hosts.write_text(f"[127.0.0.1]:{machine.ssh_port} {prepared.keys.host_public}\n")
-            ssh = quote_command(["ssh", "-i", str(prepared.keys.client_private), "-p", str(machine.ssh_port),
-                                 "-o", f"UserKnownHostsFile={known_hosts}", "-o", "StrictHostKeyChecking=yes",
-                                 "root@127.0.0.1"])
-            print(f"guest is up; log in with:\n  {ssh}\nCtrl-C stops it.", flush=True)
-            while machine.alive():
-                time.sleep(1)
-            log("QEMU exited")
+    # Kept after the guest stops (the console log is where the lab said), except for one --command.
+    run_dir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lab-boot-"))
+    try:
+        return _boot(args, prepared, cache, run_dir)
+    finally:
+        if args.command and not args.workdir:
+            shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _boot(args: argparse.Namespace, prepared: assets.Prepared, cache: Path, run_dir: Path) -> int:
+    choice = accel.choose(args.accel, prepared.kernel.image, prepared.initramfs, run_dir, cache, log)
+    timeouts = Timeouts().scaled_for(choice.accel)
+    started = time.monotonic()
+    snapshots = None if args.no_snapshot else cache
+    with booted(prepared, choice.accel, run_dir, timeouts, args.cmdline, snapshots) as (machine, target):
+        if "warning" in machine.boot:
+            log(f"warning: {machine.boot['warning']}")
+        how = "restored" if machine.boot["mode"] == "restored" else "booted"
+        kept = " (removed at exit; --workdir keeps it)" if args.command and not args.workdir else ""
+        log(f"{how} {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
+            f"console: {machine.console_log}{kept}")
+        if args.command:
+            result = target.run(args.command, timeouts.suite)
+            sys.stdout.write(result.out)
+            sys.stderr.write(result.err)
+            return result.rc
+        assert machine.ssh_port is not None
+        known_hosts = run_dir / "known_hosts"
+        known_hosts.write_text(f"[127.0.0.1]:{machine.ssh_port} {prepared.keys.host_public}\n")
+        ssh = _ssh_argv(prepared.keys, machine.ssh_port, known_hosts)
+        if args.shell:
+            # ssh on this terminal; the guest stops when the shell ends, whatever its status.
+            status = subprocess.run(ssh, check=False).returncode
+            log(f"shell ended (exit {status}); stopping the guest; console: {machine.console_log}")
+            return status
+        print(f"guest is up; log in with:\n  {quote_command(ssh)}\nCtrl-C stops it.", flush=True)
+        while machine.alive():
+            time.sleep(1)
+        log("QEMU exited")
     return 0

@@ -11,9 +11,11 @@ import json
 import os
 import re
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import progress
 from .errors import InfraError, UserError
 from .files import write_json_atomic
 
@@ -327,10 +329,23 @@ def find_source_package(series: str, exact: str | None) -> DebianPackage:
     return pick_exact(candidates, exact, asked, f"Debian source linux-source-{series}")
 
 
+def package_size(package: str, version: str) -> int | None:
+    """The .deb's size by the apt lists (None when they do not say)."""
+    try:
+        shown = _run(["apt-cache", "show", f"{package}={version}"])
+    except InfraError:
+        return None
+    found = re.search(r"^Size: (\d+)$", shown, re.MULTILINE)
+    return int(found[1]) if found else None
+
+
 def download(package: str, version: str, dest: Path) -> Path:
-    """Download one .deb into dest (no install) and return its path."""
+    """Download one .deb into dest (no install) and return its path; its bytes of the total
+    are shown on a terminal meanwhile."""
     dest.mkdir(parents=True, exist_ok=True)
-    _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=dest)
+    total = package_size(package, version) if progress.shown_on(sys.stderr) else None
+    with progress.showing(f"downloading {package} {version}", progress.bytes_of(dest, total)):
+        _run(["apt-get", "download", "-q", f"{package}={version}"], cwd=dest)
     debs = list(dest.glob(f"{package}_*.deb"))
     if len(debs) != 1:
         raise InfraError(f"apt-get download {package}={version} left {len(debs)} .deb files")

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import lock
+from ..core import lock, progress
 from ..core.errors import InfraError, UserError
 from ..core.files import sha256_file
 from ..core.log import Log
@@ -316,6 +316,27 @@ def _ccache_stats(env: dict[str, str]) -> dict[str, int]:
     return {k: int(v) for k, v in stats.items() if k in ("direct_cache_hit", "preprocessed_cache_hit", "cache_miss") and v.isdigit()}
 
 
+# kbuild's short lines for an object it compiles: "  CC      kernel/bpf/syscall.o".
+_OBJECT_LINE = re.compile(r"^\s+(?:CC|AS)\s+\S+\.o$")
+
+
+def is_object_line(line: str) -> bool:
+    return _OBJECT_LINE.match(line) is not None
+
+
+def expected_objects(builds: Path, version: str) -> int | None:
+    """About how many objects a build of this version compiles: the newest earlier build's count."""
+    counts = []
+    for recorded in builds.glob("*/build.json"):
+        try:
+            data = json.loads(recorded.read_text())
+        except (OSError, ValueError):
+            continue
+        if data.get("version") == version and isinstance(data.get("objects"), int):
+            counts.append((recorded.stat().st_mtime, data["objects"]))
+    return max(counts)[1] if counts else None
+
+
 def _compile(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident: str, final_dir: Path,
              source: ksource.SourceTree, fragments: list[Fragment], series: list[patches.Patch], jobs: int,
              config_seconds: float, log: Log) -> None:
@@ -327,7 +348,10 @@ def _compile(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident
     log(f"build: make -j{jobs} {' '.join(targets)} for build:{ident} (log: {build_log})")
     subprocess.run(["ccache", "--zero-stats"], env=env, capture_output=True, check=False)
     started = time.monotonic()
-    done = _make(tree, obj, [f"-j{jobs}", *targets], env, build_log, ["CC=ccache gcc"])
+    expected = expected_objects(final_dir.parent, source.version)
+    made = progress.counted(build_log, is_object_line, lambda: expected, "objects", approximate=True)
+    with progress.showing(f"build:{ident}", made):
+        done = _make(tree, obj, [f"-j{jobs}", *targets], env, build_log, ["CC=ccache gcc"])
     seconds = time.monotonic() - started
     if done.returncode != 0:
         kept = final_dir.parent / "failed" / f"{ident}.log"
@@ -376,6 +400,7 @@ def _store(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident: 
         "build_id": ident, "version": source.version, "release": release, "jobs": jobs,
         "config_seconds": round(config_seconds, 1), "build_seconds": round(seconds, 1),
         "image_sha256": sha256_file(staging / "bzImage"), "ccache": _ccache_stats(env),
+        "objects": sum(1 for line in build_log.read_text(errors="replace").splitlines() if is_object_line(line)),
     }, indent=2) + "\n")
     try:
         lock.install(staging, final_dir)  # atomic: a half-built entry is never taken for a cached one

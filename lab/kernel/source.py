@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import apt, lock
+from ..core import apt, lock, progress
 from ..core.errors import InfraError, UserError
 from ..core.files import sha256_file
 from ..core.log import Log
@@ -109,9 +109,10 @@ def _extract_tarball(tarball: Path, entry: Path, identity: dict[str, str]) -> So
         # As root GNU tar would keep the archive's owners and setuid bits: a tarball's file
         # owners and modes are not the lab's to install. (GNU tar already strips a leading "/"
         # and refuses ".." members and writing through a symlink.)
-        done = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "entry" / "unpacked"),
-                               "--no-same-owner", "--no-same-permissions"],
-                              capture_output=True, text=True, check=False)
+        with progress.showing(f"unpacking {tarball.name}", progress.bytes_of(tmp / "entry" / "unpacked", None)):
+            done = subprocess.run(["tar", "-xf", str(tarball), "-C", str(tmp / "entry" / "unpacked"),
+                                   "--no-same-owner", "--no-same-permissions"],
+                                  capture_output=True, text=True, check=False)
         if done.returncode != 0:
             why = "; ".join(done.stderr.strip().splitlines()[-2:]) or f"tar exit {done.returncode}"
             raise UserError(f"source {tarball}: cannot unpack: {why}")

@@ -3,7 +3,9 @@ starts and ends, so a suite the guest never finished still has the results of th
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+from ..core.progress import LineCounter
 from .model import ERROR, TestRecord
 
 STREAM_PREFIX = "@@lab-test "  # guest-tests/labstream.py writes these lines
@@ -44,3 +46,37 @@ def records_from_stream(log_text: str, suite: str, why_unfinished: str) -> list[
                                           {str(k): str(v) for k, v in properties.items()})
     unfinished = [TestRecord(suite, _short_name(nodeid), ERROR, 0.0, why_unfinished) for nodeid in running]
     return [*finished.values(), *unfinished]
+
+
+def collected_count(line: str) -> int | None:
+    """The number of tests a suite collected, from labstream's "collected" line (else None)."""
+    at = line.find(STREAM_PREFIX)
+    if at < 0 or '"collected"' not in line:
+        return None
+    try:
+        event = json.loads(line[at + len(STREAM_PREFIX):])
+    except ValueError:
+        return None
+    return int(event["count"]) if event.get("event") == "collected" and isinstance(event.get("count"), int) else None
+
+
+def is_end_line(line: str) -> bool:
+    return STREAM_PREFIX in line and '"event": "end"' in line
+
+
+class SuiteProgress:
+    """`<done> of <collected> tests` from a suite's streamed log as it grows (a progress poll)."""
+
+    def __init__(self, log: Path) -> None:
+        self.collected: int | None = None
+        self.done = 0
+        self._counter = LineCounter(log, self._seen)
+
+    def _seen(self, line: str) -> bool:
+        if self.collected is None:
+            self.collected = collected_count(line)
+        return is_end_line(line)
+
+    def __call__(self) -> str | None:
+        self.done = self._counter()
+        return f"{self.done} of {self.collected} tests" if self.collected else (f"{self.done} tests" if self.done else None)

@@ -9,13 +9,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..core import progress
 from ..core.errors import UserError
 from ..core.files import local_file
 from ..core.paths import GUEST_TESTS_DIR
 from ..results import layout
 from ..results.junit import parse_junit, parse_suite_properties
 from ..results.model import SuiteResult
-from ..results.stream import records_from_stream
+from ..results.stream import SuiteProgress, records_from_stream
 from ..target.base import (
     CommandTimedOut,
     ConnectionLost,
@@ -100,7 +101,8 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
     log = layout.suite_log(run_dir, suite)
     started = time.monotonic()
     try:
-        result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
+        with progress.showing(f"suite {suite}", SuiteProgress(log)):
+            result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
     except CommandTimedOut as exc:
         return _cut_short(log, suite, time.monotonic() - started, f"timed out: {exc}")
     except ConnectionLost as exc:
