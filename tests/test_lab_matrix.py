@@ -3,6 +3,7 @@ how many VMs at once, the child scheduler (fake children), and the command end t
 children that write a synthetic run instead of booting."""
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
@@ -12,6 +13,7 @@ import pytest
 from matrixfakes import DIFFERING, matrix_dir
 
 from lab.cli import main as cli
+from lab.core import progress
 from lab.core.errors import UserError
 from lab.matrix import children as matrixrun
 from lab.matrix import progress as matrixprogress
@@ -102,6 +104,24 @@ def test_scheduler_keeps_to_jobs_and_reports_exits(tmp_path: Path) -> None:
     assert all(c.returncode == 0 and c.seconds is not None for c in children)
     assert sum(1 for line in shown if " exited 0 after " in line) == 3
     assert "[k0] prepare  0 tests done" in shown
+
+
+def test_on_a_terminal_the_lines_go_above_the_redrawn_counts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    monkeypatch.delenv("CI", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    children = [_fake(tmp_path / f"k{i}", 2 * progress.INTERVAL + 0.2, tmp_path / "stamps") for i in range(2)]
+    shown: list[str] = []
+    matrixrun.run_children(children, 2, {}, shown.append, poll_seconds=0.05)
+    out = terminal.getvalue()
+    assert shown == []  # on a terminal every line goes through the progress display
+    assert "\r\x1b[K[k0] started" in out and "\r\x1b[Kmatrix: [k0] prepare  0 tests done  [k1] prepare  0 tests done" in out
+    assert sum(1 for line in out.split("\n") if " exited 0 after " in line) == 2 and out.endswith("\r\x1b[K")
 
 
 def test_interrupt_stops_every_running_child(tmp_path: Path) -> None:

@@ -27,14 +27,27 @@ def shown_on(stream: TextIO) -> bool:
 
 
 @contextmanager
-def showing(label: str, poll: Poll, stream: TextIO | None = None, interval: float = INTERVAL) -> Iterator[None]:
-    """While the body runs, `label: <poll()>` redrawn on the terminal; the line is wiped after."""
+def showing(label: str, poll: Poll, stream: TextIO | None = None,
+            interval: float = INTERVAL) -> Iterator[Callable[[str], None]]:
+    """While the body runs, `label: <poll()>` redrawn on the terminal; the line is wiped after.
+    Yields how to print a line of its own meanwhile: above the progress line, not into it."""
     out = stream or sys.stderr
+
+    def plain(line: str) -> None:
+        out.write(line + "\n")
+        out.flush()
+
     if not shown_on(out):
-        yield
+        yield plain
         return
     stop = threading.Event()
     drew = threading.Event()
+    writing = threading.Lock()
+
+    def say(line: str) -> None:
+        with writing:
+            out.write(f"\r\x1b[K{line}\n")
+            out.flush()
 
     def draw() -> None:
         while not stop.wait(interval):
@@ -43,14 +56,15 @@ def showing(label: str, poll: Poll, stream: TextIO | None = None, interval: floa
             except Exception:  # noqa: BLE001 (a progress line must never stop the step it shows)
                 text = None
             if text is not None:
-                out.write(f"\r\x1b[K{label}: {text}")
-                out.flush()
+                with writing:
+                    out.write(f"\r\x1b[K{label}: {text}")
+                    out.flush()
                 drew.set()
 
     thread = threading.Thread(target=draw, name=f"progress {label}", daemon=True)
     thread.start()
     try:
-        yield
+        yield say
     finally:
         stop.set()
         thread.join()

@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..core import progress
 from ..core.errors import UserError
 from ..core.files import new_stamped_dir, safe_name, write_json_atomic
 from ..core.log import Log
@@ -116,28 +117,36 @@ def _stop(children: list[Child], log: Log) -> None:
 
 def run_children(children: list[Child], jobs: int, env: dict[str, str], show: Log,
                  poll_seconds: float = POLL_SECONDS) -> None:
-    """Run every child, at most `jobs` at once, printing a progress line whenever one's stage or
-    test count changes. Any exception (Ctrl-C, SIGTERM) stops the running children first."""
+    """Run every child, at most `jobs` at once, printing a line when one starts, enters another
+    stage or exits (on a terminal, the running children's test counts on one line redrawn below).
+    Any exception (Ctrl-C, SIGTERM) stops the running children first."""
     waiting = list(children)
     running: list[Child] = []
+
+    def counts() -> str | None:
+        return "  ".join(child.last.line(child.kernel) for child in running if child.last) or None
+
     try:
-        while waiting or running:
-            while waiting and len(running) < jobs:
-                child = waiting.pop(0)
-                child.start(env)
-                running.append(child)
-                show(f"[{child.kernel}] started (pid {child.proc.pid if child.proc else '?'})")
-            for child in list(running):
-                exited = child.poll()
-                now = matrixprogress.read(child.root)
-                if now != child.last:
+        with progress.showing("matrix", counts) as say:
+            # `show` prints to stderr: above the progress line while one is drawn.
+            say = say if progress.shown_on(sys.stderr) else show
+            while waiting or running:
+                while waiting and len(running) < jobs:
+                    child = waiting.pop(0)
+                    child.start(env)
+                    running.append(child)
+                    say(f"[{child.kernel}] started (pid {child.proc.pid if child.proc else '?'})")
+                for child in list(running):
+                    exited = child.poll()
+                    now = matrixprogress.read(child.root)
+                    if child.last is None or now.stage != child.last.stage:
+                        say(now.line(child.kernel))
                     child.last = now
-                    show(now.line(child.kernel))
-                if exited:
-                    running.remove(child)
-                    show(f"[{child.kernel}] exited {child.returncode} after {child.seconds:.1f} s")
-            if running:
-                time.sleep(poll_seconds)
+                    if exited:
+                        running.remove(child)
+                        say(f"[{child.kernel}] exited {child.returncode} after {child.seconds:.1f} s")
+                if running:
+                    time.sleep(poll_seconds)
     finally:
         _stop(children, show)
 
