@@ -66,6 +66,16 @@ def test_the_bytes_of_a_download_of_its_total(tmp_path: Path) -> None:
     assert progress.bytes_of(tmp_path, None)() == "3.0 MiB"
 
 
+def test_the_last_line_a_step_logged(tmp_path: Path) -> None:
+    log = tmp_path / "image.log"
+    log.write_text("I: running apt-get update...\nI: extracting archives...\n\n")
+    assert progress.last_line(log)() == "I: extracting archives..."
+    log.write_text("x" * 10_000 + "\n")
+    assert progress.last_line(log, width=20)() == "x" * 20
+    log.write_text("")
+    assert progress.last_line(log)() is None
+
+
 def test_lines_are_counted_as_the_log_grows_even_split_mid_line(tmp_path: Path) -> None:
     log = tmp_path / "build.log"
     log.write_text("  CC      kernel/bpf/syscall.o\n  CC      kernel/bp")
@@ -94,7 +104,7 @@ def test_a_suite_counts_its_finished_tests_of_those_collected(tmp_path: Path) ->
     log.write_text("")
     seen = SuiteProgress(log)
     assert seen() is None
-    event = lambda **e: STREAM_PREFIX + json.dumps(e, sort_keys=True) + "\n"  # noqa: E731
+    event = lambda **e: STREAM_PREFIX + json.dumps(e, sort_keys=True) + "\n"
     with log.open("a") as handle:
         handle.write(event(event="collected", count=465) + event(event="start", nodeid="a") + ".."
                      + event(event="end", nodeid="a", outcome="passed"))

@@ -85,6 +85,16 @@ def bytes_of(directory: Path, total: int | None) -> Poll:
     return poll
 
 
+def last_line(path: Path, width: int = 72) -> Poll:
+    """The newest line a step has logged (mmdebstrap's "I: extracting archives..."), cut to fit."""
+    def poll() -> str | None:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - 4096))
+            lines = [line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()]
+        return lines[-1][:width] if lines else None
+    return poll
+
+
 class LineCounter:
     """Lines of a growing log that match, read incrementally (a log can reach megabytes)."""
 

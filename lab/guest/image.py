@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..core import apt, lock, mounts
+from ..core import apt, lock, mounts, progress
 from ..core.errors import InfraError
 from ..core.files import sha256_file, write_json_atomic
 from ..core.log import Log
@@ -85,7 +85,8 @@ def _run_logged(argv: list[str], log_path: Path, what: str, keep_fds: tuple[int,
         except FileNotFoundError as exc:
             raise InfraError(f"{argv[0]} is not installed (run `make setup`)") from exc
         try:
-            returncode = proc.wait()
+            with progress.showing(f"image: {what}", progress.last_line(log_path)):
+                returncode = proc.wait()
         except BaseException:
             _stop(proc)
             raise
