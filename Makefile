@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST_PACKAGES := qemu-system-x86 qemu-utils mmdebstrap e2fsprogs cpio busybox-static kmod bpftool gcc libc6-dev \
-	make flex bison bc libelf-dev libssl-dev ccache patch xz-utils chromium lava-dispatcher openssh-client
+	make flex bison bc libelf-dev libssl-dev ccache patch xz-utils chromium lava-dispatcher openssh-client gdb
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: setup host-deps venv run test unit bench clean

@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import difflib
 import json
+import os
 import re
+import shlex
+import shutil
+import signal
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from e2ehelpers import REPO, lab, no_qemu_left  # noqa: F401 (an autouse fixture)
 from kcidbcheck import kcidb_document, schema_patchset_hash
 
+from lab.bench.build import one_line_patch
 from lab.core.paths import cache_dir
+from lab.kernel import source
 
 pytestmark = pytest.mark.boot
 
@@ -223,3 +230,49 @@ def test_compiler_error_is_one_line(tmp_path: Path, base_build: str) -> None:
     assert re.match(r"lab: error: build failed: kernel/bpf/syscall\.c:\d+:\d+: error: 'undeclared_symbol' undeclared", error), error
     log = Path(re.search(r"\(log: (\S+)\)$", error)[1])  # type: ignore[index]
     assert log.is_file() and "undeclared_symbol" in log.read_text()
+
+
+def test_lab_boot_gdb_attaches_reads_linux_banner_and_the_guest_runs_on(tmp_path: Path, base_build: str) -> None:
+    """`lab boot --gdb` on a lab-built kernel: the gdb line it prints, run in batch mode, attaches,
+    reads linux_banner by its symbol from the build's vmlinux and detaches; the guest then still
+    answers over SSH, and Ctrl-C stops it cleanly. The kernel is the base build, which keeps its
+    vmlinux since builds do; a cache whose base build is older gets the base plus a one-line patch
+    (a build of its own with vmlinux, and a rebuild of one file by ccache)."""
+    if shutil.which("gdb") is None:
+        if os.environ.get("CI"):
+            pytest.fail("gdb is not installed (make setup installs it): the gdb test must run under CI")
+        pytest.skip("gdb is not installed (apt-get install gdb, or make setup)")
+    build_id = base_build
+    if not (cache_dir() / "builds" / build_id / "vmlinux").is_file():
+        tree = source.acquire(source.parse_source_spec("debian:6.1"), cache_dir(), lambda line: None)
+        patch = one_line_patch(tree.root, tmp_path / "0001-one-line.patch")
+        build_id = build_id_of(lab("kernel", "build", "--source", "debian:6.1", "--patch", str(patch)))
+    assert (cache_dir() / "builds" / build_id / "vmlinux").is_file()
+    boot = subprocess.Popen([sys.executable, "-m", "lab", "boot", "--kernel", f"build:{build_id}", "--gdb",
+                             "--workdir", str(tmp_path / "boot")], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        said = ""
+        while "attach with:" not in said:
+            line = boot.stderr.readline()  # type: ignore[union-attr]
+            assert line, f"lab boot ended before the gdb line:\n{said}"
+            said += line
+        gdb_line = shlex.split(boot.stderr.readline())  # type: ignore[union-attr]
+        assert gdb_line[:2] == ["gdb", "-ex"] and gdb_line[2].startswith("target remote 127.0.0.1:")
+        assert gdb_line[3] == str(cache_dir() / "builds" / build_id / "vmlinux") and "(nokaslr)" in said
+        ssh_line = ""
+        while not ssh_line.startswith("  ssh "):
+            ssh_line = boot.stdout.readline()  # type: ignore[union-attr]
+            assert ssh_line, "lab boot printed no ssh line"
+        gdb = subprocess.run([gdb_line[0], "-batch", "-nx", *gdb_line[1:], "-ex", "x/s &linux_banner", "-ex", "detach"],
+                             capture_output=True, text=True, timeout=300, check=False)
+        assert re.search(r"<linux_banner>:\s+\"Linux version 6\.1\.\d+", gdb.stdout), gdb.stdout + gdb.stderr
+        assert "[Inferior 1 (process 1) detached]" in gdb.stdout, gdb.stdout + gdb.stderr
+        answered = subprocess.run([*shlex.split(ssh_line), "cat /proc/cmdline"], capture_output=True, text=True,
+                                  timeout=120, check=False)
+        assert answered.returncode == 0 and "nokaslr" in answered.stdout.split(), answered.stderr
+    finally:
+        boot.send_signal(signal.SIGINT)
+        _, rest = boot.communicate(timeout=120)
+    assert boot.returncode in (0, 130), rest
+    assert "lab-ready: sshd started on " in (tmp_path / "boot" / "console.log").read_text()

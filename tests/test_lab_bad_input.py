@@ -77,6 +77,16 @@ def test_a_job_number_below_one_is_refused(argv: list[str], capsys: pytest.Captu
     assert "--jobs" in parse_error(argv, capsys)
 
 
+@pytest.mark.parametrize("port", ["0", "70000", "-1", "gdb"])
+def test_a_gdb_port_that_is_no_port_is_refused(port: str, capsys: pytest.CaptureFixture[str]) -> None:
+    line = parse_error(["boot", "--gdb", port], capsys)
+    assert "--gdb" in line and port in line
+
+
+def test_a_shell_and_a_command_at_once_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert "not allowed with" in parse_error(["boot", "--shell", "--command", "true"], capsys)
+
+
 @pytest.mark.parametrize("option", ["--allow-splat", "--deny-splat"])
 def test_a_splat_pattern_that_does_not_compile_is_refused(option: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert "regular expression" in parse_error(["run", option, "WARNING: ("], capsys)

@@ -44,6 +44,12 @@ def test_network_is_restricted_and_forwarded_on_loopback_only(tmp_path: Path) ->
     assert "id=net0" in parts
 
 
+def test_the_gdb_stub_listens_on_loopback_only_and_only_when_asked(tmp_path: Path) -> None:
+    assert option(machine.qemu_argv(spec(tmp_path, gdb_port=41234), 40022), "-gdb") == ["tcp:127.0.0.1:41234"]
+    argv = machine.qemu_argv(spec(tmp_path), 40022)
+    assert "-gdb" not in argv and "-s" not in argv
+
+
 def test_the_root_disk_is_never_written(tmp_path: Path) -> None:
     argv = machine.qemu_argv(spec(tmp_path), 40022)
     [drive] = option(argv, "-drive")

@@ -26,6 +26,7 @@ from ..kernel.spec import parse_kernel_spec
 from ..target.base import quote_command
 from ..vm import accel
 from ..vm.boot import booted
+from ..vm.machine import free_port
 from . import options
 
 
@@ -62,6 +63,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     what.add_argument("--command", help="run this shell command in the guest, print its output, exit with its code")
     what.add_argument("--shell", action="store_true",
                       help="log into the guest here (ssh on this terminal); exiting the shell stops the guest")
+    boot.add_argument("--gdb", nargs="?", const=0, type=_port, metavar="PORT",
+                      help="QEMU's gdb stub on 127.0.0.1:PORT (a free one if omitted), the kernel booted with "
+                           "nokaslr and cold; prints the gdb line to attach with the build's vmlinux")
     boot.add_argument("--workdir", help="where the console log goes (default: a new directory under /tmp, "
                                          "removed after --command)")
     boot.set_defaults(func=cmd_boot)
@@ -104,6 +108,35 @@ def cmd_image_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number") from None
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1-65535)")
+    return port
+
+
+def _symbols(kernel: acquire.Kernel) -> tuple[Path | None, str]:
+    """The vmlinux gdb reads the kernel's symbols from, or why there is none."""
+    beside = kernel.image.parent / "vmlinux"
+    if beside.is_file():
+        return beside, ""
+    if kernel.identity.get("origin") == "build":
+        return None, (f"build:{kernel.identity.get('build_id')} was built before the lab kept vmlinux; "
+                      "build it again (remove its directory from the cache) for symbols")
+    if kernel.identity.get("origin") == "debian":
+        return None, "a Debian kernel's symbols are in its -dbg package, which the lab does not fetch yet"
+    return None, f"no vmlinux beside {kernel.image}"
+
+
+def _gdb_line(port: int, kernel: acquire.Kernel) -> str:
+    symbols, missing = _symbols(kernel)
+    line = quote_command(["gdb", "-ex", f"target remote 127.0.0.1:{port}", *([str(symbols)] if symbols else [])])
+    return f"gdb stub on 127.0.0.1:{port} (nokaslr); attach with:\n  {line}" + (f"\n  ({missing})" if missing else "")
+
+
 def _ssh_argv(lab_keys: LabKeys, port: int, known_hosts: Path) -> list[str]:
     return ["ssh", "-i", str(lab_keys.client_private), "-p", str(port), "-o", f"UserKnownHostsFile={known_hosts}",
             "-o", "StrictHostKeyChecking=yes", "root@127.0.0.1"]
@@ -131,13 +164,17 @@ def _boot(args: argparse.Namespace, prepared: assets.Prepared, cache: Path, run_
     timeouts = Timeouts().scaled_for(choice.accel)
     started = time.monotonic()
     snapshots = None if args.no_snapshot else cache
-    with booted(prepared, choice.accel, run_dir, timeouts, args.cmdline, snapshots) as (machine, target):
+    gdb_port = None if args.gdb is None else (args.gdb or free_port())
+    cmdline = " ".join(filter(None, [args.cmdline, "nokaslr" if gdb_port is not None else ""]))
+    with booted(prepared, choice.accel, run_dir, timeouts, cmdline, snapshots, gdb_port) as (machine, target):
         if "warning" in machine.boot:
             log(f"warning: {machine.boot['warning']}")
         how = "restored" if machine.boot["mode"] == "restored" else "booted"
         kept = " (removed at exit; --workdir keeps it)" if args.command and not args.workdir else ""
         log(f"{how} {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
             f"console: {machine.console_log}{kept}")
+        if gdb_port is not None:
+            log(_gdb_line(gdb_port, prepared.kernel))
         if args.command:
             result = target.run(args.command, timeouts.suite)
             sys.stdout.write(result.out)

@@ -197,8 +197,9 @@ def _install_artifacts(tree: Path, obj: Path, config_text: str, env: dict[str, s
     staging.mkdir(parents=True)
     shutil.copy2(obj / "arch" / "x86" / "boot" / "bzImage", staging / "bzImage")
     (staging / "config").write_text(config_text)
-    if (obj / "System.map").is_file():
-        shutil.copy2(obj / "System.map", staging / "System.map")
+    for kept in ("System.map", "vmlinux"):  # vmlinux: gdb's symbols (`lab boot --gdb`)
+        if (obj / kept).is_file():
+            shutil.copy2(obj / kept, staging / kept)
     release = bzimage_release(staging / "bzImage")
     if kconfig.parse_config(config_text).get("CONFIG_MODULES") != "y":
         return None, release

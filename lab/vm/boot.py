@@ -131,14 +131,18 @@ def _cold_saving(spec: MachineSpec, cache: Path, key: str, timeouts: Timeouts) -
 
 @contextmanager
 def booted(prepared: Prepared, accel_name: str, run_dir: Path, timeouts: Timeouts,
-           extra_cmdline: str = "", snapshots: Path | None = None) -> Iterator[tuple[Machine, SshTarget]]:
+           extra_cmdline: str = "", snapshots: Path | None = None,
+           gdb_port: int | None = None) -> Iterator[tuple[Machine, SshTarget]]:
     """A running guest with an SSH session; QEMU is stopped however the block ends.
 
     With `snapshots` (the cache), the guest is restored from a snapshot of this configuration
     if there is one, else booted cold and saved as one; without, booted cold as always.
+    `gdb_port`: QEMU's gdb stub listens there (a cold boot: a stub is no snapshot's).
     QEMU that did not start raises QemuDidNotStart (infra-error)."""
     spec = MachineSpec(prepared.kernel.image, prepared.initramfs, prepared.image.path, accel_name, run_dir,
-                       extra_cmdline=extra_cmdline, sandbox=sandbox_supported())
+                       extra_cmdline=extra_cmdline, sandbox=sandbox_supported(), gdb_port=gdb_port)
+    if gdb_port is not None:
+        snapshots = None
     if snapshots is None:
         machine = _start_until_ready(spec, timeouts)
         machine.boot = {"mode": "cold", "snapshot": None}

@@ -90,6 +90,7 @@ class MachineSpec:
     restore_disk: Path | None = None
     monitor: bool = False
     incoming: bool = False
+    gdb_port: int | None = None  # QEMU's gdb stub on 127.0.0.1 (`lab boot --gdb`)
 
 
 def _option_path(path: Path | str) -> str:
@@ -154,6 +155,9 @@ def qemu_argv(spec: MachineSpec, ssh_port: int | None, sockets_dir: Path | None 
         argv += ["-qmp", f"unix:{_option_path(monitor_socket(sockets_dir))},server=on,wait=off"]
     if spec.incoming and sockets_dir is not None:
         argv += ["-incoming", f"unix:{_option_path(incoming_socket(sockets_dir))}"]
+    if spec.gdb_port is not None:
+        # Loopback only, as the SSH forward: `-s` would listen on every interface.
+        argv += ["-gdb", f"tcp:127.0.0.1:{spec.gdb_port}"]
     return argv
 
 
