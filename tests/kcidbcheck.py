@@ -29,15 +29,17 @@ def schema_patchset_hash(patches: list[Path]) -> str:
 
 
 def check_run_document(run: Path) -> None:
-    """A real run as KCIDB: one test per test record plus one per suite, statuses as results.json
-    counts them, and the same document when written again (ids are stable: resubmitting is idempotent)."""
+    """A real run as KCIDB: one test per test record, one per suite and the boot (PASS), statuses as
+    results.json counts them, and the same document written again (stable ids: resubmitting is idempotent)."""
     data = kcidb_document(run)
     results = json.loads((run / "results.json").read_text())
     assert len(data["checkouts"]) == len(data["builds"]) == 1
-    assert len(data["tests"]) == len(results["tests"]) + len(results["suites"])
+    assert len(data["tests"]) == len(results["tests"]) + len(results["suites"]) + 1
+    (boot,) = [t for t in data["tests"] if t["path"] == "bpf_kernel_lab.boot"]
+    assert boot["status"] == "PASS" and boot["duration"] > 0
     status = {"PASS": "passed", "FAIL": "failed", "ERROR": "error", "SKIP": "skipped"}
     by_path = {t["path"]: status[t["status"]] for t in data["tests"] if t["path"].count(".") > 1}
     assert sorted(by_path.values()) == sorted(t["outcome"] for t in results["tests"])
     assert {t["path"] for t in data["tests"] if t["path"].count(".") == 1} == {
-        f"bpf_kernel_lab.{s['suite']}" for s in results["suites"]}
+        f"bpf_kernel_lab.{s['suite']}" for s in results["suites"]} | {"bpf_kernel_lab.boot"}
     assert kcidb_document(run) == data

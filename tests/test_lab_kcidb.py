@@ -39,6 +39,7 @@ def test_each_test_and_suite_has_its_status_and_path(tmp_path: Path) -> None:
     data = kcidb_document(run, origin="my_ci")
     tests = {t["path"]: t for t in data["tests"]}
     assert {p: t["status"] for p, t in tests.items()} == {
+        "bpf_kernel_lab.boot": "PASS",  # suites ran
         "bpf_kernel_lab.maps": "FAIL", "bpf_kernel_lab.pin": "ERROR",  # pin timed out: the kernel's doing
         "bpf_kernel_lab.maps.test_a.test_passes": "PASS", "bpf_kernel_lab.maps.test_a.test_fails.x_1": "FAIL",
         "bpf_kernel_lab.maps.test_a.test_skips": "SKIP", "bpf_kernel_lab.maps.test_a.test_errors": "ERROR",
@@ -62,6 +63,15 @@ def test_a_host_failure_is_miss_not_error(tmp_path: Path) -> None:
     assert pin["status"] == "MISS"
 
 
+def test_a_kernel_that_did_not_boot_is_a_failed_boot_test_with_the_reason(tmp_path: Path) -> None:
+    record = RunRecord.create(tmp_path, "6.1.192", {"kernel": "build:6.1.192-abc", "suites": ["maps"]})
+    record.update(kernel=built_kernel([]))
+    record.finish(Verdict(Outcome.BOOT_FAILED, "lab-init-failure: cannot mount root /dev/nosuchdisk"))
+    (boot,) = kcidb_document(record.directory)["tests"]
+    assert boot["path"] == "bpf_kernel_lab.boot" and boot["status"] == "FAIL"
+    assert boot["log_excerpt"] == "lab-init-failure: cannot mount root /dev/nosuchdisk"
+
+
 def test_a_patched_build_has_the_schemas_patchset_hash_and_ids_that_do_not_change(tmp_path: Path) -> None:
     patches = []
     for name, text in (("0001-a.patch", "--- a\n+++ b\n"), ("0002-b.patch", "--- c\n+++ d\n")):
@@ -74,7 +84,7 @@ def test_a_patched_build_has_the_schemas_patchset_hash_and_ids_that_do_not_chang
     (checkout,), (build,) = data["checkouts"], data["builds"]  # one source + series, one build
     assert checkout["patchset_hash"] == schema_patchset_hash(patches)
     assert build["id"] == "bpf_kernel_lab:6.1.192-abc" and build["status"] == "PASS"
-    assert len({t["id"] for t in data["tests"]}) == len(data["tests"]) == 2 * 7
+    assert len({t["id"] for t in data["tests"]}) == len(data["tests"]) == 2 * 8
     assert kcidb_document(first, again) == data  # written twice: the same ids, the same document
 
 

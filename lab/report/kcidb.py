@@ -11,7 +11,8 @@ Per run, three linked objects, then one test per test record:
   lab's outcome (passed PASS, failed FAIL, error ERROR, skipped SKIP), its duration, the suite's
   log, console.log and dmesg.txt as output files, and the kernel's recorded behaviour in `misc`.
   Each suite is also a test of its own (`bpf_kernel_lab.<suite>`): PASS, FAIL, ERROR when it
-  did not finish because of the kernel (crash, timeout), MISS when the host failed it.
+  did not finish because of the kernel (crash, timeout), MISS when the host failed it; and so is
+  the boot (`bpf_kernel_lab.boot`): PASS once the kernel served SSH, FAIL when it did not get there.
 
 Every id is derived from what it names (a run's id, a build id, a source and a series), never
 from when the document was written, so submitting the same runs twice changes nothing.
@@ -107,7 +108,7 @@ def _build(origin: str, kernel: dict[str, Any], checkout_id: str, cache: Path) -
                                                kernel.get("image_sha256"), kernel.get("config_sha256"))
     build: dict[str, Any] = {
         "id": f"{origin}:{build_key}", "origin": origin, "checkout_id": checkout_id, "architecture": "x86_64",
-        "status": "PASS",  # it booted and ran the suites
+        "status": "PASS",  # built: Debian's package, or a lab build that finished (a run needs one)
         "comment": f"kernel {kernel.get('release', 'unknown')}",
         "misc": {k: kernel[k] for k in ("origin", "spec", "build_id", "package", "version", "config_sha256", "release")
                  if kernel.get(k)},
@@ -136,6 +137,33 @@ def _environment(run: LoadedRun) -> dict[str, Any]:
     where = f"ssh target {target}" if target else f"QEMU {metadata.get('qemu_version', '?')} ({accel.get('name', '?')})"
     return {"comment": where, "misc": {"accelerator": accel.get("name"), "cpus": cpus.get("given"),
                                        "image_digest": image.get("digest")}}
+
+
+KERNEL_FAULTS = {Outcome.BOOT_FAILED.value, Outcome.KERNEL_CRASHED.value, Outcome.TIMED_OUT.value}
+
+
+def _boot_test(origin: str, run: LoadedRun, build_id: str) -> dict[str, Any]:
+    """The boot as a test of its own, as KernelCI records one: PASS once the kernel served SSH (or a
+    suite ran: a --target machine is not booted by the lab), FAIL when the kernel did not get there,
+    MISS when the host failed first."""
+    seconds = run.metadata.get("boot_to_ssh_seconds")
+    if isinstance(seconds, (int, float)) or run.suites:
+        status = "PASS"
+    elif run.outcome in KERNEL_FAULTS:
+        status = "FAIL"
+    else:
+        status = "MISS" if run.outcome in HOST_FAULTS else "ERROR"
+    test: dict[str, Any] = {"origin": origin, "build_id": build_id, "id": f"{origin}:{run.run_id}/boot",
+                            "path": f"{ROOT}.boot", "status": status, "environment": _environment(run),
+                            "output_files": _files(run.directory, ["console.log", "qemu-cmdline.txt"]),
+                            "misc": {"run_id": run.run_id, "outcome": run.outcome}}
+    if isinstance(seconds, (int, float)):
+        test["duration"] = float(seconds)
+    if run.metadata.get("started"):
+        test["start_time"] = run.metadata["started"]
+    if status != "PASS" and run.reason:
+        test["log_excerpt"] = run.reason[:EXCERPT_LIMIT]
+    return test
 
 
 def _suite_status(suite: SuiteResult, run: LoadedRun) -> str:
@@ -268,6 +296,8 @@ def document(loaded: Loaded, origin: str, cache: Path) -> dict[str, Any]:
         checkouts.setdefault(checkout["id"], checkout)
         build = _build(origin, kernel, checkout["id"], cache)
         builds.setdefault(build["id"], build)
+        boot = _boot_test(origin, run, build["id"])
+        tests[boot["id"]] = boot
         for suite in run.suites:
             for record in [None, *suite.records]:
                 test = _test(origin, run, build["id"], suite, record)
