@@ -189,6 +189,16 @@ def test_a_failure_line_arriving_in_two_pieces_is_read_whole(tmp_path: Path, fak
     assert caught.value.reason == f"{guestinit.FAILURE_MARKER} cannot mount root /dev/nosuchdisk"
 
 
+def test_the_ready_line_is_on_the_console_whole_when_the_wait_ends(tmp_path: Path, fake_qemu) -> None:
+    # Seen in make test: a snapshot's saved console ended "sshd started on 6.12.117+deb12-cloud-".
+    fake_qemu(f'printf "{guestinit.READY_MARKER} 6.12.117+deb12-cloud-"; sleep 1; echo "amd64"; sleep 60')
+    with Machine(spec(tmp_path)) as vm:
+        vm.start()
+        vm.wait_for_marker(guestinit.READY_MARKER, timeout=10)
+        console = vm.console_log.read_text()
+    assert f"{guestinit.READY_MARKER} 6.12.117+deb12-cloud-amd64\n" in console.replace("\r\n", "\n")
+
+
 def test_qemu_exiting_is_a_boot_failure(tmp_path: Path, fake_qemu) -> None:
     fake_qemu('echo "[    2.1] Kernel panic - not syncing: VFS: Unable to mount root fs"; exit 0')
     with Machine(spec(tmp_path)) as vm:

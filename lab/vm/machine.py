@@ -254,9 +254,10 @@ class Machine:
     def wait_for_marker(self, marker: str, timeout: float, silence: float | None = None) -> None:
         """Wait for an init marker; BootFailed/BootTimedOut/QemuDidNotStart carry a console excerpt."""
         assert self.console is not None
-        # A failure line counts once it is complete: the console arrives in chunks.
-        wanted = re.compile(re.escape(marker.encode()) + rb"|" + re.escape(guestinit.FAILURE_MARKER.encode())
-                            + rb"[^\r\n]*[\r\n]")
+        # A marker counts once its line is complete: the console arrives in chunks, and what the
+        # line goes on to say (the ready line's release) belongs to it, in a snapshot's console too.
+        wanted = re.compile(rb"(?:" + re.escape(marker.encode()) + rb"|" + re.escape(guestinit.FAILURE_MARKER.encode())
+                            + rb")[^\r\n]*[\r\n]")
         try:
             match = self.console.wait_for(wanted, timeout, silence)
         except ConsoleClosed:

@@ -39,7 +39,7 @@ from .qmp import Qmp, QmpError
 SNAPSHOTS = "snapshots"
 KEEP = 8  # snapshots kept, most recently used first; each is the guest's used memory (~120 MB)
 STATE, DISK, CONSOLE, META = "state", "disk.qcow2", "console.log", "snapshot.json"
-FORMAT = 1  # bump when what a snapshot holds changes
+FORMAT = 2  # bump when what a snapshot holds changes (2: its console ends with the whole ready line)
 MIGRATION_TIMEOUT = 120.0
 # RNDADDENTROPY (_IOW('R', 0x03, int[2])) and RNDRESEEDCRNG (_IO('R', 0x07)), from <linux/random.h>.
 RNDADDENTROPY, RNDRESEEDCRNG = 0x40085203, 0x5207
