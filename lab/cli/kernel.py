@@ -18,7 +18,7 @@ from ..core.places import writable_directory
 from ..core.timeouts import Timeouts
 from ..guest import assets, image, keys
 from ..guest.keys import LabKeys
-from ..kernel import acquire
+from ..kernel import acquire, debugsyms
 from ..kernel import build as kernel_build
 from ..kernel import listing as kernel_listing
 from ..kernel import source as kernel_source
@@ -66,6 +66,8 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     boot.add_argument("--gdb", nargs="?", const=0, type=_port, metavar="PORT",
                       help="QEMU's gdb stub on 127.0.0.1:PORT (a free one if omitted), the kernel booted with "
                            "nokaslr and cold; prints the gdb line to attach with the build's vmlinux")
+    boot.add_argument("--symbols", action="store_true",
+                      help="with --gdb on a Debian kernel: fetch its -dbg package (about 280 MB, cached) for vmlinux")
     boot.add_argument("--workdir", help="where the console log goes (default: a new directory under /tmp, "
                                          "removed after --command)")
     boot.set_defaults(func=cmd_boot)
@@ -118,7 +120,7 @@ def _port(text: str) -> int:
     return port
 
 
-def _symbols(kernel: acquire.Kernel) -> tuple[Path | None, str]:
+def _symbols(kernel: acquire.Kernel, cache: Path) -> tuple[Path | None, str]:
     """The vmlinux gdb reads the kernel's symbols from, or why there is none."""
     beside = kernel.image.parent / "vmlinux"
     if beside.is_file():
@@ -127,12 +129,14 @@ def _symbols(kernel: acquire.Kernel) -> tuple[Path | None, str]:
         return None, (f"build:{kernel.identity.get('build_id')} was built before the lab kept vmlinux; "
                       "build it again (remove its directory from the cache) for symbols")
     if kernel.identity.get("origin") == "debian":
-        return None, "a Debian kernel's symbols are in its -dbg package, which the lab does not fetch yet"
+        fetched = debugsyms.cached(cache, kernel)
+        why = "a Debian kernel's symbols are in its -dbg package: add --symbols to fetch it (about 280 MB, cached)"
+        return (fetched, "") if fetched else (None, why)
     return None, f"no vmlinux beside {kernel.image}"
 
 
-def _gdb_line(port: int, kernel: acquire.Kernel) -> str:
-    symbols, missing = _symbols(kernel)
+def _gdb_line(port: int, kernel: acquire.Kernel, cache: Path) -> str:
+    symbols, missing = _symbols(kernel, cache)
     line = quote_command(["gdb", "-ex", f"target remote 127.0.0.1:{port}", *([str(symbols)] if symbols else [])])
     return f"gdb stub on 127.0.0.1:{port} (nokaslr); attach with:\n  {line}" + (f"\n  ({missing})" if missing else "")
 
@@ -148,8 +152,12 @@ def cmd_boot(args: argparse.Namespace) -> int:
         writable_directory(Path(args.workdir), "console log", "--workdir")
     if args.shell and shutil.which("ssh") is None:
         raise UserError("--shell needs the ssh client (apt-get install openssh-client, or make setup)")
+    if args.symbols and (args.gdb is None or not args.kernel.startswith("debian:")):
+        raise UserError("--symbols goes with --gdb on a Debian kernel (a lab build keeps its own vmlinux)")
     cache = cache_dir()
     prepared = assets.prepare(spec, cache, log)
+    if args.symbols:
+        debugsyms.vmlinux(prepared.kernel, cache, log)
     # Kept after the guest stops (the console log is where the lab said), except for one --command.
     run_dir = Path(args.workdir) if args.workdir else Path(tempfile.mkdtemp(prefix="lab-boot-"))
     try:
@@ -174,7 +182,7 @@ def _boot(args: argparse.Namespace, prepared: assets.Prepared, cache: Path, run_
         log(f"{how} {prepared.kernel.release} ({choice.accel}) in {time.monotonic() - started:.1f} s; "
             f"console: {machine.console_log}{kept}")
         if gdb_port is not None:
-            log(_gdb_line(gdb_port, prepared.kernel))
+            log(_gdb_line(gdb_port, prepared.kernel, cache))
         if args.command:
             result = target.run(args.command, timeouts.suite)
             sys.stdout.write(result.out)

@@ -9,4 +9,5 @@ Modules, one job each:
   places    directories proven writable; whose fault it is when one is not
   lock      one writer per cache entry (flock beside it), staged then renamed into place
   mounts    what is mounted under a directory, unmounted; a tree removed without crossing a mount
+  progress  a long step's progress on a terminal, one line redrawn; nothing under CI
 """

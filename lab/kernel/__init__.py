@@ -6,6 +6,7 @@ Modules, one job each:
   listing       `lab kernel list`: every Debian kernel and source version the apt lists hold
   source        kernel source trees: Debian's linux-source, a tarball, a local tree
   build         `lab kernel build`: patch, merge fragments, configure, check, make, cache
+  debugsyms     a Debian kernel's vmlinux from its -dbg package, for `lab boot --gdb --symbols`
   kconfig       fragments: parse, merge as merge_config.sh does, check
   kconfig_tree  what a tree's Kconfig files say (which symbols, their dependencies)
   patches       a patch series applied in order to a copy of a tree
