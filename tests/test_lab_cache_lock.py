@@ -50,6 +50,13 @@ with lock.locked(Path(sys.argv[1]), lambda line: None, "the test entry"):
 """
 
 
+def test_an_entry_whose_directory_is_not_there_yet_is_locked(tmp_path: Path) -> None:
+    # Seen on a fresh cache: the first `lab kernel build` compiled, then could not lock builds/<id>.
+    entry = tmp_path / "fresh-cache" / "builds" / "6.1.192-abc"
+    with lock.locked(entry, lambda line: None, "build:6.1.192-abc"):
+        assert lock.lock_path(entry).exists()
+
+
 def test_a_held_lock_is_waited_for_with_the_holder_named_then_given_up_on(tmp_path: Path) -> None:
     entry = tmp_path / "entry"
     holder = python(HOLD, str(entry), "30")

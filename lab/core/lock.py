@@ -53,6 +53,8 @@ def holder(lock_file: Path) -> str:
 
 def _open(lock_file: Path) -> int:
     try:
+        # The entry's directory may not be there yet: builds/ on a fresh cache, before its first build.
+        lock_file.parent.mkdir(parents=True, exist_ok=True)
         return os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except OSError as exc:
         raise InfraError(f"cannot open the lock file {lock_file}: {exc.strerror}") from exc
