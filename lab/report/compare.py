@@ -16,7 +16,7 @@ from ..results.model import FAIL, PASS, SKIP, TestRecord
 # Properties that measure rather than observe: wall-clock times, and how much work the
 # concurrency test's walker got through in its time window. They differ between two runs
 # of the same kernel, so they are not compared.
-MEASUREMENT_PROPERTY = re.compile(r"(^|_)seconds(_|$)|^walker_(walks|values_checked)$")
+MEASUREMENT_PROPERTY = re.compile(r"(^|_)seconds(_|$)|^walker_(walks|values_checked|values_of_other_keys)$")
 
 # A value longer than this is compared word by word, so one changed errno in a long
 # transcript shows as that word rather than as two walls of text.

@@ -1,6 +1,13 @@
 """Several processes update and delete the same hash map while another one
-walks it: no crash, no torn or misplaced value, no lost update, and the
+walks it: no crash, no value that no writer wrote, no lost update, and the
 final content is exactly what the writers' last operations say.
+
+A lookup may return the value of another key: the kernel reuses a deleted
+element at once (prealloc's free list, and bpf_mem_alloc for noprealloc maps
+since 6.1), and the syscall copies the value without a lock, so a walker that
+reads an element while it is reused sees the new key's value. That is the
+kernel's latitude; the walker counts such values (seen on 6.12 under load) as
+a measurement, and fails only on one no writer wrote.
 
 Writers own disjoint key ranges (final state exact), race for shared keys
 with NOEXIST (exactly one winner each), and all hammer a few churn keys
@@ -94,10 +101,16 @@ def writer(m: BpfMap, w: int, go_r: int) -> list[int]:
     return won
 
 
-def walker(m: BpfMap, go_r: int, stop_r: int) -> tuple[int, int]:
-    """Walk and read the map until told to stop; returns (walks, values checked)."""
+def written_by_a_writer(key: int) -> bool:
+    return (any(own_key(w, 0) <= key < own_key(w, OWN) for w in range(WRITERS))
+            or key in {shared_key(j) for j in range(SHARED)} or key in {churn_key(j) for j in range(CHURN)})
+
+
+def walker(m: BpfMap, go_r: int, stop_r: int) -> tuple[int, int, int]:
+    """Walk and read the map until told to stop; returns (walks, values checked, values of
+    another key: an element reused while it was read)."""
     wait_go(go_r)
-    walks = checked = 0
+    walks = checked = other = 0
     while True:
         stop = bool(select.select([stop_r], [], [], 0)[0])
         key: bytes | None = None
@@ -114,12 +127,13 @@ def walker(m: BpfMap, go_r: int, stop_r: int) -> tuple[int, int]:
                 continue
             assert isinstance(raw, bytes)
             k_, w, rnd, magic = VAL.unpack(raw)
-            assert (k_, magic) == (U32.unpack(key)[0], MAGIC), f"torn or misplaced value {raw!r}"
-            assert w < WRITERS and rnd <= ROUNDS
+            assert magic == MAGIC and written_by_a_writer(k_) and w < WRITERS and rnd <= ROUNDS, \
+                f"a value no writer wrote: {raw!r} under key {U32.unpack(key)[0]}"
+            other += k_ != U32.unpack(key)[0]
             checked += 1
         walks += 1
         if stop:  # one full walk after the writers finished
-            return walks, checked
+            return walks, checked, other
 
 
 @pytest.fixture(params=[0, int(MapFlag.NO_PREALLOC)], ids=["prealloc", "noprealloc"])
@@ -150,7 +164,7 @@ def test_concurrent_writers_and_walker(shared_map: BpfMap, record_property: Reco
         stop_w = -1
         walked = walk_child.result(deadline)
         assert isinstance(walked, tuple)
-        walks, checked = walked
+        walks, checked, other = walked
     finally:
         for fd in (go_r, go_w, stop_r, stop_w):
             if fd >= 0:
@@ -164,6 +178,7 @@ def test_concurrent_writers_and_walker(shared_map: BpfMap, record_property: Reco
     record_property("concurrency_seconds", round(time.monotonic() - start, 2))
     record_property("walker_walks", walks)
     record_property("walker_values_checked", checked)
+    record_property("walker_values_of_other_keys", other)
     assert walks >= 1
 
     # Exactly one NOEXIST winner per shared key.
