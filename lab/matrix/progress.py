@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..results import layout
-
-END_EVENT = '"event": "end"'
+from ..results.stream import END_EVENT
 
 
 @dataclass(frozen=True)

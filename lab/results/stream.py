@@ -9,6 +9,7 @@ from ..core.progress import LineCounter
 from .model import ERROR, TestRecord
 
 STREAM_PREFIX = "@@lab-test "  # guest-tests/labstream.py writes these lines
+END_EVENT = '"event": "end"'  # in the line of a finished test (labstream sorts its keys)
 
 
 def _short_name(nodeid: str) -> str:
@@ -61,7 +62,7 @@ def collected_count(line: str) -> int | None:
 
 
 def is_end_line(line: str) -> bool:
-    return STREAM_PREFIX in line and '"event": "end"' in line
+    return STREAM_PREFIX in line and END_EVENT in line
 
 
 class SuiteProgress:
