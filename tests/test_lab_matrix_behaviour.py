@@ -90,7 +90,7 @@ def test_two_runs_of_one_kernel_differ_in_nothing(tmp_path: Path) -> None:
     assert "(0 in outcome, 0 in recorded behaviour)" in html
     assert "Behaviour differences" not in html and 'class="value"' not in html
     assert matrix.differences_json(m) == {"tests": 9, "outcome_differs": 0, "behaviour_differs": 0, "identical": 9,
-                                          "outcome": [], "behaviour": []}
+                                          "outcome": [], "behaviour": [], "flaky": []}
 
 
 def test_text_table_lists_each_key_with_each_kernels_value(tmp_path: Path) -> None:

@@ -98,6 +98,7 @@ class World:
         self.suite_results: dict[str, SuiteResult | BaseException] = {}
         self.suite_timeouts: list[float] = []
         self.ran: list[str] = []
+        self.selected: list[tuple[tuple[str, ...], int | None]] = []  # (only, repeat) each suite was run with
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
         self.cpu_lists = "0-1\n0-1\n"  # what the guest's sysfs says: possible, then online
@@ -152,9 +153,11 @@ class World:
         return 10
 
     def _run_suite(self, target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
-                   root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
+                   root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None, only: tuple[str, ...] = (),
+                   repeat: int | None = None) -> SuiteResult:
         assert root == runner.REMOTE_ROOT  # a guest run ships to the guest's fixed place
         self.ran.append(name)
+        self.selected.append((only, repeat))
         self.suite_timeouts.append(timeout)
         result = self.suite_results.get(name, ok_suite(name))
         if isinstance(result, BaseException):
@@ -410,7 +413,8 @@ def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
     real_run_suite = world._run_suite
 
     def hangs_in_dump(target: object, name: str, run_dir: Path, timeout: float, tree: object = None,
-                      root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
+                      root: str = runner.REMOTE_ROOT, transfer_timeout: float | None = None, only: tuple[str, ...] = (),
+                      repeat: int | None = None) -> SuiteResult:
         if name == "dump":
             time_module.sleep(30)
         return real_run_suite(target, name, run_dir, timeout, tree, root)
@@ -433,3 +437,14 @@ def test_no_run_bound_leaves_no_timer_behind() -> None:
     assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)
     with run_deadline(None):
         assert signal_module.getitimer(signal_module.ITIMER_REAL) == (0.0, 0.0)
+
+
+def test_a_selection_and_a_repetition_reach_the_suites_and_the_reproducer(world: World) -> None:
+    from lab.run.selection import Selection
+
+    chosen = Selection({"maps": ("test_maps_hash.py::test_update_noexist[HASH]",)})
+    result = world.execute(suites=["maps"], selection=chosen, repeat=2)  # type: ignore[arg-type]
+    assert world.selected == [(("test_maps_hash.py::test_update_noexist[HASH]",), 2)]
+    script = (result.record.directory / "reproducer.sh").read_text()
+    assert "--test=maps/test_maps_hash.py::test_update_noexist[HASH]" in script and "--suite=" not in script
+    assert "repetition 2 of --repeat (the guest saw LAB_REPEAT=2)" in script

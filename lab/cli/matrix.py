@@ -13,7 +13,6 @@ from ..kernel.spec import parse_kernel_spec
 from ..matrix import children as matrixrun
 from ..matrix import html as matrixhtml
 from ..matrix import table as matrix
-from ..run.suites import parse_suites
 from . import options
 
 
@@ -30,6 +29,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--jobs", type=options.count, help="VMs at once (default: min(cores, MemAvailable / per-VM memory))")
     parser.add_argument("--all", action="store_true", help="also print the rows identical on every kernel")
     parser.add_argument("--accel", choices=options.ACCELERATORS, help="passed to each run")
+    options.add_selection(parser)
+    options.add_repeat(parser, "each kernel")
     parser.set_defaults(func=cmd_matrix)
 
 
@@ -42,13 +43,13 @@ def check_kernels(kernels: list[str]) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    parse_suites(args.suite)  # a bad suite name fails before anything is fetched
+    suites, _ = options.suites_and_selection(args, options.test_tree(args))  # bad names: before anything is fetched
     check_kernels(list(args.kernel))
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     root = options.results_root(args)
     matrix_dir = matrixrun.new_matrix_dir(root)
-    extra = ["--accel", args.accel] if args.accel else []
-    children = matrixrun.make_children(list(args.kernel), args.suite, matrix_dir, extra)
+    extra = [*(["--accel", args.accel] if args.accel else []), *options.selection_argv(args)]
+    children = matrixrun.make_children(list(args.kernel), ",".join(suites), matrix_dir, extra, args.repeat)
     env = dict(os.environ)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     _log(f"matrix: {len(children)} kernel(s), {min(jobs, len(children))} at once; {matrix_dir}")
@@ -57,7 +58,7 @@ def cmd_matrix(args: argparse.Namespace) -> int:
         matrixrun.run_children(children, jobs, env, _show)
     finally:
         # Written even when interrupted, so the runs that did finish can still be read and seen.
-        matrixrun.write_matrix_json(matrix_dir, children, args.suite, jobs, started)
+        matrixrun.write_matrix_json(matrix_dir, children, ",".join(suites), jobs, started)
         result = matrix.load(matrix_dir)
         report = matrixhtml.write(result, matrix_dir / "report.html")
     print(matrix.render_table(result, show_all=args.all))

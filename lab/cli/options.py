@@ -7,9 +7,11 @@ import re
 from pathlib import Path
 from typing import NoReturn
 
+from ..core.errors import UserError
 from ..core.paths import writable_results
 from ..kernel.spec import DEFAULT_KERNEL
-from ..run.suites import SUITES
+from ..run.selection import Selection, select
+from ..run.suites import SUITES, TestTree, parse_suites, tree_at
 from ..vm.accel import PROBE_TIMEOUT
 
 
@@ -92,8 +94,50 @@ def add_snapshot(parser: argparse.ArgumentParser) -> None:
                         help="boot cold: neither restore a saved guest nor save one")
 
 
+DEFAULT_SUITES = ",".join(SUITES)
+
+
 def add_suite(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--suite", default=",".join(SUITES), help="comma-separated: " + ",".join(SUITES))
+    parser.add_argument("--suite", default=DEFAULT_SUITES, help="comma-separated: " + DEFAULT_SUITES)
+
+
+def add_selection(parser: argparse.ArgumentParser) -> None:
+    """--test (only these tests; their suites follow from them) and --guest-tests (another tree)."""
+    parser.add_argument("--test", action="append", default=[], metavar="SUITE/FILE::TEST",
+                        help="run only this test, named as `lab compare` prints it, e.g. "
+                             "maps/test_maps_hash.py::test_update_noexist[HASH] (repeatable; instead of --suite)")
+    parser.add_argument("--guest-tests", metavar="DIR",
+                        help="ship this directory instead of the lab's guest-tests/ (laid out like it: suites/<name>/)")
+
+
+def add_repeat(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--repeat", type=count, default=1, metavar="N",
+                        help=f"run {what} N times; a test whose outcome or behaviour differs between them is flaky")
+
+
+def test_tree(args: argparse.Namespace) -> TestTree | None:
+    """--guest-tests as a tree, or None for the lab's own guest-tests/."""
+    return tree_at(Path(args.guest_tests)) if getattr(args, "guest_tests", None) else None
+
+
+def suites_and_selection(args: argparse.Namespace, tree: TestTree | None) -> tuple[list[str], Selection | None]:
+    """The suites to run and the --test selection (None: whole suites); bad names are UserErrors."""
+    if not getattr(args, "test", None):
+        return parse_suites(args.suite, tree), None
+    selection = select(list(args.test), tree)
+    # A --suite beside --test may only name the tests' own suites (a child run is given both).
+    if args.suite != DEFAULT_SUITES and set(parse_suites(args.suite, tree)) != set(selection.suites):
+        raise UserError(f"--suite {args.suite} beside --test: the tests are of {','.join(selection.suites)}; "
+                        "--test runs the suites of the tests it names")
+    return selection.suites, selection
+
+
+def selection_argv(args: argparse.Namespace) -> list[str]:
+    """What a child `lab run` is given for --test and --guest-tests (a relative DIR made absolute)."""
+    argv = [f"--test={name}" for name in getattr(args, "test", [])]
+    if getattr(args, "guest_tests", None):
+        argv.append(f"--guest-tests={Path(args.guest_tests).expanduser().resolve()}")
+    return argv
 
 
 def add_results(parser: argparse.ArgumentParser) -> None:
@@ -120,6 +164,28 @@ def add_run_bounds(parser: argparse.ArgumentParser) -> None:
     """The suites, the results root, splat policy and every bound of a run."""
     add_suite(parser)
     add_results(parser)
+    add_bounds(parser)
+
+
+_BOUNDS = ("suite_timeout", "run_timeout", "boot_timeout", "ssh_timeout", "command_timeout", "probe_timeout")
+
+
+def child_run_options(args: argparse.Namespace) -> list[str]:
+    """What each child `lab run` of a matrix, validation or bisection is given besides its kernel,
+    suites and results root: the accelerator, command line, bounds and splat policy."""
+    extra = ["--accel", args.accel] if getattr(args, "accel", None) else []
+    if getattr(args, "cmdline", ""):
+        extra += ["--cmdline", args.cmdline]
+    for name in _BOUNDS:
+        if getattr(args, name, None) is not None:
+            extra += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
+    extra += [a for pattern in getattr(args, "allow_splat", []) for a in ("--allow-splat", pattern)]
+    extra += [a for pattern in getattr(args, "deny_splat", []) for a in ("--deny-splat", pattern)]
+    return extra
+
+
+def add_bounds(parser: argparse.ArgumentParser) -> None:
+    """Splat policy and every bound of a run."""
     parser.add_argument("--suite-timeout", type=seconds, help="seconds per suite (default 150, x4 under TCG)")
     parser.add_argument("--allow-splat", action="append", default=[], metavar="REGEX", type=regex,
                         help="a console splat matching this is accepted (repeatable)")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import dataclass
 
 from ..core.errors import UserError
 from ..core.log import stderr as log
@@ -10,14 +11,15 @@ from ..core.outcome import exit_code
 from ..core.paths import cache_dir, results_dir
 from ..guest import assets
 from ..kernel.spec import DEFAULT_KERNEL, KernelSpec, parse_kernel_spec
-from ..report import compare, compare_text, ktap, show
+from ..report import compare, compare_text, flaky, ktap, show
 from ..report.table import SuiteTable
 from ..results import load
 from ..results.kernel_log import SplatPolicy
 from ..run import guest
 from ..run.lifecycle import RunOutcome
 from ..run.request import RunRequest
-from ..run.suites import parse_suites
+from ..run.selection import Selection
+from ..run.suites import TestTree
 from . import options
 from . import target as target_cli
 
@@ -30,6 +32,10 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_cmdline(run)
     options.add_snapshot(run)
     options.add_run_bounds(run)
+    options.add_selection(run)
+    options.add_repeat(run, "the suites")
+    # A child run of `lab matrix/validate/bisect --repeat`: this one run is repetition I (LAB_REPEAT=I).
+    run.add_argument("--repetition", type=options.count, help=argparse.SUPPRESS)
     target_cli.add_target_args(run)
     run.set_defaults(func=cmd_run)
 
@@ -46,18 +52,21 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     report_parser.set_defaults(func=cmd_report)
 
 
-def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOutcome:
+def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: Planned | None = None,
+               repeat: int | None = None) -> RunOutcome:
     """Boot one kernel, run the requested suites, print the table; the run's outcome and record."""
-    suites = parse_suites(args.suite)
+    planned = planned or plan(args)
     results_root = options.results_root(args, resolve=False)  # unwritable: said before the kernel is fetched
     cache = cache_dir()
     started = time.monotonic()
     prepared = assets.prepare(spec, cache, log)
-    request = RunRequest(spec, label, suites, args.accel, results_root,
+    request = RunRequest(spec, label, planned.suites, args.accel, results_root,
                          args.suite_timeout, args.cmdline, boot_timeout=args.boot_timeout, run_timeout=args.run_timeout,
                          ssh_timeout=args.ssh_timeout, command_timeout=args.command_timeout,
                          probe_timeout=args.probe_timeout, snapshot=not args.no_snapshot,
-                         splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)))
+                         splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
+                         tree=planned.tree, tree_given=planned.tree is not None, selection=planned.selection,
+                         repeat=repeat)
     table = SuiteTable(log)
     outcome = guest.execute(request, prepared, cache, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
@@ -65,14 +74,53 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str) -> RunOut
     return outcome
 
 
+@dataclass(frozen=True)
+class Planned:
+    """What every run of one `lab run` ships and runs: the tree, its suites, the --test selection."""
+    tree: TestTree | None
+    suites: list[str]
+    selection: Selection | None
+
+
+def plan(args: argparse.Namespace) -> Planned:
+    tree = options.test_tree(args)
+    suites, selection = options.suites_and_selection(args, tree)
+    return Planned(tree, suites, selection)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     target_cli.check_options(args)
-    if args.target is not None:
-        return target_cli.run_on_target(args, log)
-    args.kernel = args.kernel or DEFAULT_KERNEL
-    args.accel = args.accel or "auto"
-    outcome = run_suites(args, parse_kernel_spec(args.kernel, args.modules, args.config), args.kernel)
-    return exit_code(outcome.outcome)
+    planned = plan(args)  # a bad suite or test name is one line before anything starts
+    if args.target is None:
+        args.kernel = args.kernel or DEFAULT_KERNEL
+        args.accel = args.accel or "auto"
+        spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+    if args.repetition is not None and args.repeat > 1:
+        raise UserError("--repetition is one run of a --repeat: give one or the other")
+    outcomes = []
+    for index in range(1, args.repeat + 1):
+        repeat = index if args.repeat > 1 else args.repetition
+        if repeat is not None:
+            log(f"run: repetition {index} of {args.repeat}")
+        if args.target is not None:
+            outcomes.append(target_cli.run_on_target(args, log, planned.suites, planned.selection, planned.tree, repeat))
+        else:
+            outcomes.append(run_suites(args, spec, args.kernel, planned, repeat))
+    if args.repeat > 1:
+        runs = [load.load_run(outcome.record.directory) for outcome in outcomes]
+        print(flaky.render(runs, flaky.find(runs)))
+    return worst_exit(outcomes)
+
+
+def worst_exit(outcomes: list[RunOutcome]) -> int:
+    """The exit code of the worst run: an unjudged one (infra-error, interrupted) before a kernel's
+    failure, since then not every repetition said something; all passed: 0."""
+    codes = [exit_code(outcome.outcome) for outcome in outcomes]
+    unjudged = [code for outcome, code in zip(outcomes, codes) if outcome.outcome not in compare.OUTCOME_RANK]
+    if unjudged:
+        return max(unjudged)
+    ranked = max(outcomes, key=lambda outcome: compare.OUTCOME_RANK[outcome.outcome])
+    return exit_code(ranked.outcome)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

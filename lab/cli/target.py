@@ -9,13 +9,14 @@ from pathlib import Path
 
 from ..core.errors import UserError
 from ..core.log import Log
-from ..core.outcome import exit_code
 from ..core.timeouts import Timeouts
 from ..report.table import SuiteTable
 from ..results.kernel_log import SplatPolicy
 from ..run import target as target_run
+from ..run.lifecycle import RunOutcome
 from ..run.request import TargetRunRequest
-from ..run.suites import parse_suites
+from ..run.selection import Selection
+from ..run.suites import TestTree
 from ..target import checks as targetcheck
 from ..target import remote as sshremote
 from . import options
@@ -54,10 +55,10 @@ def request_timeouts(args: argparse.Namespace) -> Timeouts:
     return replace(timeouts, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def run_on_target(args: argparse.Namespace, log: Log) -> int:
+def run_on_target(args: argparse.Namespace, log: Log, suites: list[str], selection: Selection | None,
+                  tree: TestTree | None, repeat: int | None) -> RunOutcome:
     check_options(args)
     url = sshremote.parse_ssh_url(args.target)
-    suites = parse_suites(args.suite)
     timeouts = request_timeouts(args)
     results_root = options.results_root(args, resolve=False)
     key = Path(args.key).expanduser() if args.key else None
@@ -70,10 +71,11 @@ def run_on_target(args: argparse.Namespace, log: Log) -> int:
             log(f"warning: {warning}")
         request = TargetRunRequest(url, suites, results_root, timeouts, args.run_timeout,
                                    SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
-                                   key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None)
+                                   tree=tree, key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+                                   selection=selection, repeat=repeat, tree_given=tree is not None)
         table = SuiteTable(log)
         outcome = target_run.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
                 outcome.record.metadata.recorded("console_excerpt"), "kernel log excerpt",
                 warnings=outcome.record.metadata.recorded("warnings"))
-    return exit_code(outcome.outcome)
+    return outcome

@@ -14,14 +14,11 @@ import os
 from ..core.log import stderr as log
 from ..core.paths import cache_dir
 from ..matrix import children as matrixrun
-from ..run.suites import parse_suites
 from ..validate import html as vhtml
 from ..validate import pipeline, plan
 from ..validate import table as vtable
 from ..validate import verdict as vverdict
 from . import options
-
-_BOUNDS = ("suite_timeout", "run_timeout", "boot_timeout", "ssh_timeout", "command_timeout", "probe_timeout")
 
 
 def _show(message: str) -> None:
@@ -43,25 +40,14 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     options.add_accel(parser)
     options.add_cmdline(parser)
     options.add_run_bounds(parser)
+    options.add_selection(parser)
+    options.add_repeat(parser, "the base and the patched kernel")
     parser.set_defaults(func=cmd_validate)
-
-
-def run_options(args: argparse.Namespace) -> list[str]:
-    """What each child `lab run` is given besides its kernel, suites and results root."""
-    extra = ["--accel", args.accel]
-    if args.cmdline:
-        extra += ["--cmdline", args.cmdline]
-    for name in _BOUNDS:
-        if getattr(args, name) is not None:
-            extra += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
-    extra += [a for pattern in args.allow_splat for a in ("--allow-splat", pattern)]
-    extra += [a for pattern in args.deny_splat for a in ("--deny-splat", pattern)]
-    return extra
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     # Everything is checked before the first build: one bad input is one line, exit 2.
-    parse_suites(args.suite)
+    suites, _ = options.suites_and_selection(args, options.test_tree(args))
     the_plan = plan.make_plan(list(args.source), list(args.patch), list(args.config))
     root = options.results_root(args)
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
@@ -69,11 +55,12 @@ def cmd_validate(args: argparse.Namespace) -> int:
     states = pipeline.new_states(the_plan, directory)
     request = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                "sources": list(args.source), "patches": list(args.patch), "fragments": list(args.config),
-               "suites": args.suite.split(","), "jobs": jobs}
+               "suites": suites, "tests": list(args.test), "repeat": args.repeat, "jobs": jobs}
     log(f"validate: {len(states)} version(s); {directory}")
     interrupted = True
     try:
-        pipeline.run(the_plan, states, args.suite, jobs, run_options(args), dict(os.environ), cache_dir(), log, _show)
+        pipeline.run(the_plan, states, ",".join(suites), jobs, [*options.child_run_options(args), *options.selection_argv(args)],
+                     dict(os.environ), cache_dir(), log, _show, args.repeat)
         interrupted = False
     finally:
         # Written even when interrupted (or failed), so what was found can still be read and seen.

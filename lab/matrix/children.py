@@ -59,6 +59,7 @@ class Child:
     seconds: float | None = None
     returncode: int | None = None
     last: matrixprogress.Progress | None = field(default=None)
+    spec: str = ""  # the kernel, when `kernel` labels one repetition of it ("debian:6.1 r2")
 
     @property
     def log_path(self) -> Path:
@@ -152,17 +153,29 @@ def run_children(children: list[Child], jobs: int, env: dict[str, str], show: Lo
 
 
 def write_matrix_json(matrix_dir: Path, children: list[Child], suites: str, jobs: int, started: str) -> None:
-    """matrix.json: each kernel's run (what matrix/table.load reads back) and what differs between them."""
+    """matrix.json: each kernel's run (what matrix/table.load reads back; with --repeat, the first
+    and every repetition) and what differs between them."""
     kernels, columns = [], []
-    for child in children:
-        run = matrixprogress.run_directory(child.root)
-        kernels.append({"kernel": child.kernel, "run": str(run.relative_to(matrix_dir)) if run else None,
-                        "log": str(child.log_path.relative_to(matrix_dir)), "exit_code": child.returncode,
-                        "seconds": child.seconds})
-        columns.append(matrixtable.load_column(child.kernel, run, child.seconds))
+    for kernel, mine in _by_kernel(children):
+        runs = [matrixprogress.run_directory(child.root) for child in mine]
+        first, run = mine[0], runs[0]
+        kernels.append({"kernel": kernel, "run": str(run.relative_to(matrix_dir)) if run else None,
+                        "log": str(first.log_path.relative_to(matrix_dir)), "exit_code": first.returncode,
+                        "seconds": first.seconds,
+                        **({"repetitions": [str(r.relative_to(matrix_dir)) if r else None for r in runs]}
+                           if len(mine) > 1 else {})})
+        columns.append(matrixtable.load_column(kernel, run, first.seconds, tuple(r for r in runs if r)))
     data = {"started": started, "suites": suites.split(","), "jobs": jobs, "kernels": kernels,
             "differences": matrixtable.differences_json(matrixtable.build(columns))}
     write_json_atomic(matrix_dir / "matrix.json", data)
+
+
+def _by_kernel(children: list[Child]) -> list[tuple[str, list[Child]]]:
+    """Each kernel's children, its first repetition first, in the order the kernels were given."""
+    groups: dict[str, list[Child]] = {}
+    for child in children:
+        groups.setdefault(child.spec or child.kernel, []).append(child)
+    return list(groups.items())
 
 
 def new_matrix_dir(results_root: Path) -> Path:
@@ -175,10 +188,18 @@ def refuse_duplicates(kernels: list[str]) -> None:
         raise UserError("lab matrix: a kernel is given twice")
 
 
-def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list[str]) -> list[Child]:
+def make_children(kernels: list[str], suites: str, matrix_dir: Path, extra: list[str], repeat: int = 1) -> list[Child]:
+    """A child per kernel; with --repeat N, N per kernel, interleaved (every kernel's first, then
+    every kernel's second, ...) so that what the host does meanwhile falls on all of them alike."""
     refuse_duplicates(kernels)
     children = []
-    for index, kernel in enumerate(kernels):
-        root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel, 60)}"
-        children.append(Child(kernel, root, child_argv(kernel, suites, root, extra)))
+    for repetition in range(1, repeat + 1):
+        for index, kernel in enumerate(kernels):
+            root = matrix_dir / "runs" / f"{index + 1}-{safe_name(kernel, 60)}"
+            if repeat == 1:
+                children.append(Child(kernel, root, child_argv(kernel, suites, root, extra)))
+                continue
+            root = root / f"r{repetition}"
+            children.append(Child(f"{kernel} r{repetition}", root,
+                                  child_argv(kernel, suites, root, [*extra, f"--repetition={repetition}"]), spec=kernel))
     return children

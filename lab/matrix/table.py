@@ -10,10 +10,11 @@ fetch error) is a column of "—".
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..core.errors import UserError
+from ..report import flaky
 from ..report.compare import LONG_VALUE
 from ..results.load import Key, load_run
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, TestRecord
@@ -42,6 +43,8 @@ class Column:
     seconds: float | None  # the child's wall time, start to exit, as the matrix measured it
     suites: tuple[SuiteTime, ...]
     tests: dict[Key, TestRecord]
+    flaky: dict[Key, str] = field(default_factory=dict)  # --repeat: tests that differ between its runs, their counts
+    runs: int = 1
 
     def count(self, text: str) -> int:
         return sum(1 for r in self.tests.values() if CELL_TEXT[r.outcome] == text)
@@ -53,19 +56,29 @@ class Row:
     name: str
     cells: tuple[TestRecord | None, ...]
     behaviour: tuple[matrixbehaviour.PropertyRow, ...] = ()  # the recorded properties that differ
+    flaky: tuple[str, ...] = ()  # per kernel: its counts where the test differed between that kernel's runs, else ""
 
     @property
     def texts(self) -> tuple[str, ...]:
         return tuple(CELL_TEXT[c.outcome] if c else MISSING for c in self.cells)
 
     @property
+    def is_flaky(self) -> bool:
+        """Flaky on some kernel: what differs is not counted, since flakiness may explain it."""
+        return any(self.flaky)
+
+    @property
     def outcome_differs(self) -> bool:
-        return len(set(self.texts)) > 1
+        return len(set(self.texts)) > 1 and not self.is_flaky
+
+    @property
+    def behaviour_differs(self) -> bool:
+        return bool(self.behaviour) and not self.is_flaky
 
     @property
     def differs(self) -> bool:
         """The outcome differs, or the outcome is the same and the kernels behaved differently."""
-        return self.outcome_differs or bool(self.behaviour)
+        return self.outcome_differs or self.behaviour_differs
 
 
 @dataclass(frozen=True)
@@ -83,26 +96,35 @@ class Matrix:
 
     @property
     def behaviour_differing(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if r.behaviour)
+        return tuple(r for r in self.rows if r.behaviour_differs)
+
+    @property
+    def flaky(self) -> tuple[Row, ...]:
+        return tuple(r for r in self.rows if r.is_flaky)
 
     @property
     def identical(self) -> tuple[Row, ...]:
-        return tuple(r for r in self.rows if not r.differs)
+        return tuple(r for r in self.rows if not r.differs and not r.is_flaky)
 
 
 def cell_text(result: TestRecord | None) -> str:
     return CELL_TEXT[result.outcome] if result else MISSING
 
 
-def load_column(kernel: str, directory: Path | None, seconds: float | None = None) -> Column:
+def load_column(kernel: str, directory: Path | None, seconds: float | None = None,
+                repetitions: tuple[Path, ...] = ()) -> Column:
+    """A kernel's column: its (first) run, and with --repeat the flakes among all its runs."""
     if directory is None:
         return Column(kernel, None, None, "no results directory (see the kernel's lab.log)", "", seconds, (), {})
     try:
         run = load_run(directory)
+        others = [load_run(d) for d in repetitions if d != directory]
     except UserError as exc:
         return Column(kernel, directory, None, str(exc), "", seconds, (), {})
+    flakes = {key: flake.counts() for key, flake in flaky.find([run, *others]).items()} if others else {}
     return Column(kernel, run.directory, run.outcome, run.reason, str(run.kernel.get("release") or ""),
-                  seconds, tuple(SuiteTime(s.name, s.wall_seconds) for s in run.suites), run.tests)
+                  seconds, tuple(SuiteTime(s.name, s.wall_seconds) for s in run.suites), run.tests,
+                  flakes, 1 + len(others))
 
 
 def build(columns: list[Column]) -> Matrix:
@@ -111,9 +133,10 @@ def build(columns: list[Column]) -> Matrix:
     rows = []
     for suite, name in keys:
         cells = tuple(c.tests.get((suite, name)) for c in columns)
-        rows.append(Row(suite, name, cells, matrixbehaviour.differences(cells, kernels)))
+        flakes = tuple(c.flaky.get((suite, name), "") for c in columns)
+        rows.append(Row(suite, name, cells, matrixbehaviour.differences(cells, kernels), flakes if any(flakes) else ()))
     ordered = ([r for r in rows if r.outcome_differs] + [r for r in rows if r.differs and not r.outcome_differs]
-               + [r for r in rows if not r.differs])
+               + [r for r in rows if r.is_flaky] + [r for r in rows if not r.differs and not r.is_flaky])
     return Matrix(tuple(columns), tuple(ordered))
 
 
@@ -135,6 +158,8 @@ def differences_json(matrix: Matrix) -> dict[str, object]:
         "outcome": [{"suite": r.suite, "name": r.name, "outcomes": outcomes(r)} for r in matrix.outcome_differing],
         "behaviour": [{"suite": r.suite, "name": r.name, "outcomes": outcomes(r), "properties": properties(r)}
                       for r in matrix.behaviour_differing],
+        "flaky": [{"suite": r.suite, "name": r.name, "counts": {k: c for k, c in zip(kernels, r.flaky) if c}}
+                  for r in matrix.flaky],
     }
 
 
@@ -147,7 +172,9 @@ def load(matrix_dir: Path) -> Matrix:
     columns = []
     for entry in data.get("kernels") or []:
         run = entry.get("run")
-        columns.append(load_column(str(entry.get("kernel")), matrix_dir / run if run else None, entry.get("seconds")))
+        repetitions = tuple(matrix_dir / r for r in entry.get("repetitions") or [] if r)
+        columns.append(load_column(str(entry.get("kernel")), matrix_dir / run if run else None, entry.get("seconds"),
+                                   repetitions))
     return build(columns)
 
 
@@ -207,18 +234,31 @@ def behaviour_table(matrix: Matrix) -> list[str]:
     return [BEHAVIOUR_TITLE + ":", *_lines(names, cells, header)]
 
 
+def flaky_table(matrix: Matrix) -> list[str]:
+    """The tests flaky on some kernel (--repeat), with each such kernel's counts."""
+    if not matrix.flaky:
+        return []
+    kernels = [c.kernel for c in matrix.columns]
+    lines = ["flaky (outcome or behaviour differs between runs of one kernel; not counted as a difference):"]
+    for row in matrix.flaky:
+        counts = "; ".join(f"{k}: {c}" for k, c in zip(kernels, row.flaky) if c)
+        lines.append(f"  {row.suite}/{row.name}: {counts}")
+    return lines
+
+
 def counts_line(matrix: Matrix) -> str:
+    flaky = f", {len(matrix.flaky)} flaky" if matrix.flaky else ""
     return (f"{len(matrix.outcome_differing)} test(s) differ in outcome, "
-            f"{len(matrix.behaviour_differing)} in recorded behaviour ({len(matrix.rows)} tests)")
+            f"{len(matrix.behaviour_differing)} in recorded behaviour{flaky} ({len(matrix.rows)} tests)")
 
 
 def render_table(matrix: Matrix, show_all: bool = False) -> str:
     """Rows whose outcome differs, then identical rows (only with show_all, else a count), then the
     tests whose recorded behaviour differs, then the counts and one summary line per kernel."""
     lines = outcome_table(matrix, show_all)
-    behaviour = behaviour_table(matrix)
-    if behaviour:
-        lines += ["", *behaviour]
+    for section in (behaviour_table(matrix), flaky_table(matrix)):
+        if section:
+            lines += ["", *section]
     lines += ["", counts_line(matrix)]
     lines += [summary_line(c) for c in matrix.columns]
     return "\n".join(lines)
@@ -228,7 +268,8 @@ def summary_line(column: Column) -> str:
     counts = " ".join(f"{column.count(t)} {t}" for t in ("pass", "FAIL", "skip", "ERR"))
     took = f"{column.seconds:.1f} s" if column.seconds is not None else "? s"
     outcome = column.outcome or "no outcome"
-    return f"{column.kernel}: {outcome} ({column.reason})  {counts}  [{took}]"
+    runs = f"  ({column.runs} runs; the first shown)" if column.runs > 1 else ""
+    return f"{column.kernel}: {outcome} ({column.reason})  {counts}  [{took}]{runs}"
 
 
 def passed(matrix: Matrix) -> bool:

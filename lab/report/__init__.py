@@ -7,4 +7,5 @@ Modules, one job each:
   kcidb    `lab kcidb`: runs as one KCIDB I/O document, for KernelCI's reporting database
   compare  two runs test by test: newly failing/passing/skipped, behaviour changed, regression
   compare_text  `lab compare`'s text and JSON
+  flaky    tests that differ between runs of one kernel (--repeat), and comparisons that discount them
 """

@@ -86,11 +86,24 @@ class Change:
 class OutcomeChange:
     a: str | None
     b: str | None
-    verdict: str  # same | better | worse | different (as bad) | not comparable (see OUTCOME_RANK)
+    verdict: str  # same | better | worse | different (as bad) | not comparable (see OUTCOME_RANK) | flaky
 
     @property
     def regression(self) -> bool:
         return self.verdict == "worse"
+
+
+@dataclass(frozen=True)
+class FlakyTest:
+    """A test that is flaky in A's runs or in B's (`--repeat`): its change is not counted, since
+    flakiness explains it (report/flaky.py). a and b: its counts there, "" where it was steady."""
+    suite: str
+    name: str
+    a: str
+    b: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"suite": self.suite, "name": self.name, "a": self.a or None, "b": self.b or None}
 
 
 CATEGORIES = ("newly_failing", "newly_passing", "newly_skipped", "behaviour_changed", "added", "removed")
@@ -110,6 +123,8 @@ class Comparison:
     removed: list[Change] = field(default_factory=list)
     failing_in_both: int = 0
     skip_reason_changed: int = 0  # skipped in both, for another stated reason: counted, not listed
+    flaky: list[FlakyTest] = field(default_factory=list)  # with --repeat: left out of every category
+    runs: tuple[int, int] = (1, 1)  # runs of A and of B behind this comparison
 
     def category(self, name: str) -> list[Change]:
         changes: list[Change] = getattr(self, name)
@@ -216,7 +231,10 @@ def to_json(result: Comparison) -> dict[str, object]:
         "counts": {"compared": result.compared,
                    **{name: len(result.category(name)) for name in CATEGORIES},
                    "failing_in_both": result.failing_in_both,
-                   "skip_reason_changed": result.skip_reason_changed},
+                   "skip_reason_changed": result.skip_reason_changed,
+                   "flaky": len(result.flaky)},
+        "runs": {"a": result.runs[0], "b": result.runs[1]},
+        "flaky": [test.to_json() for test in result.flaky],
     }
     for name in CATEGORIES:
         data[name] = [change.to_json() for change in result.category(name)]

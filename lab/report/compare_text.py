@@ -82,6 +82,7 @@ def outcome_line(result: Comparison) -> str:
         "better": "better",
         "different": "different, as bad",
         "not comparable": "not comparable: an unfinished, interrupted or infra-error run says nothing about the kernel",
+        "flaky": "flaky: the runs of one side did not all end the same, so this is not counted",
     }[change.verdict]
     return f"run outcome: {_outcome(change.a)} -> {_outcome(change.b)} ({why})"
 
@@ -165,6 +166,10 @@ def render(result: Comparison) -> str:
         for change in changes:
             lines.append("  " + change_line(category, change))
             lines += ["      " + property_line(p) for p in change.properties]
+    if result.flaky:
+        lines += ["", f"flaky (outcome or behaviour differs between runs of one kernel; not counted): {len(result.flaky)}"]
+        lines += [f"  {t.suite}/{t.name}: " + "; ".join(f"{side} {counts}" for side, counts in (("A", t.a), ("B", t.b)) if counts)
+                  for t in result.flaky]
     regressions = result.regressions
     lines += ["", summary_line(result),
               f"regression: {', '.join(regressions)}" if regressions else "no regression"]

@@ -3,6 +3,7 @@
 Modules, one job each:
   request     RunRequest, TargetRunRequest: what was asked (pure data)
   suites      ship guest-tests/, run one suite with pytest, fetch its report
+  selection   --test: the tests a run is limited to, checked against the suites collected on the host
   bytecode    the .pyc files a guest compiled, kept in the cache for the next run on that image
   lifecycle   conduct(): record -> stages under the deadline -> Verdict -> finished record
   verdict     the monitor: the outcome from suites and kernel log, or from what a stage raised

@@ -102,7 +102,8 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 suite_runner.ship(target, timeouts.command, tree)
                 restored = bytecode.restore(target, cache, bytecode_key, timeouts.command)
             record.update(bytecode={"restored": restored})
-            run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log)
+            run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log,
+                                  selection=request.selection, repeat=request.repeat)
             if not restored and not any(s.error for s in suites):
                 keep_bytecode(target, cache, bytecode_key, timeouts.command, record, log)
         # QEMU has stopped: the console log is complete (or says where not; unwritable: InfraError).

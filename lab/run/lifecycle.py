@@ -19,6 +19,7 @@ from ..results.model import SuiteResult
 from ..results.record import RunRecord
 from ..target.base import CommandTimedOut, ConnectionLost, Target
 from . import suites as suite_runner
+from .selection import Selection
 from .verdict import FORESEEN, Evidence, RunTimedOut, verdict_for
 
 # The stages of one kind of run: they append each finished suite to the list they are given
@@ -112,13 +113,16 @@ def run_deadline(seconds: float | None) -> Iterator[None]:
 
 def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.TestTree | None, timeouts: Timeouts,
                           record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
-                          log: Log, root: str = suite_runner.REMOTE_ROOT) -> None:
-    """Each suite in turn, saved and reported as it ends (into suites); a lost connection raises
-    ConnectionLost, a timed-out suite ends the series; then the kernel log into dmesg.txt."""
+                          log: Log, root: str = suite_runner.REMOTE_ROOT, selection: Selection | None = None,
+                          repeat: int | None = None) -> None:
+    """Each suite in turn (only the selected tests of it, when there is a selection), saved and
+    reported as it ends (into suites); a lost connection raises ConnectionLost, a timed-out suite
+    ends the series; then the kernel log into dmesg.txt."""
     for name in names:
         with record.stage(f"suite:{name}"):
             result = suite_runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root,
-                                            transfer_timeout=timeouts.command)
+                                            transfer_timeout=timeouts.command,
+                                            only=selection.of(name) if selection else (), repeat=repeat)
         suites.append(result)
         record.add_suite(result)  # saved before anything else can go wrong
         if result.warning:

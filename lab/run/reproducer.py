@@ -19,6 +19,7 @@ from ..kernel.spec import BuildSpec, DebianSpec, KernelSpec
 from ..results import layout
 from ..results.record import RunRecord
 from .request import RunRequest, TargetRunRequest
+from .selection import Selection
 from .suites import TestTree
 
 SCRIPT_NAME = layout.REPRODUCER
@@ -61,8 +62,8 @@ def kernel_argv(spec: KernelSpec, identity: Mapping[str, object] | None = None) 
 
 def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) -> list[str]:
     """`lab run`'s options for this request, without --results (the script lets the caller choose)."""
-    argv = ["run", *kernel_argv(request.kernel, identity), _option("--suite", ",".join(request.suites)),
-            _option("--accel", request.accel)]
+    argv = ["run", *kernel_argv(request.kernel, identity), *_tests_argv(request.selection, request.suites),
+            _option("--accel", request.accel), *_tree_argv(request.tree, request.tree_given)]
     if request.extra_cmdline:
         argv.append(_option("--cmdline", request.extra_cmdline))
     if not request.snapshot:
@@ -76,9 +77,21 @@ def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) 
     return argv
 
 
+def _tests_argv(selection: Selection | None, suites: list[str]) -> list[str]:
+    """--test for each selected test (their suites follow from them), else --suite."""
+    if selection is not None:
+        return [_option("--test", name) for name in selection.names]
+    return [_option("--suite", ",".join(suites))]
+
+
+def _tree_argv(tree: TestTree | None, given: bool) -> list[str]:
+    return [_option("--guest-tests", str(tree.root.resolve()))] if tree is not None and given else []
+
+
 def target_argv(request: TargetRunRequest) -> list[str]:
     """`lab run --target` options for this request (no --results: the script lets the caller choose)."""
-    argv = ["run", _option("--target", str(request.url)), _option("--suite", ",".join(request.suites))]
+    argv = ["run", _option("--target", str(request.url)), *_tests_argv(request.selection, request.suites),
+            *_tree_argv(request.tree, request.tree_given)]
     if request.key is not None:
         argv.append(_option("--key", str(request.key.resolve())))
     if request.known_hosts is not None:
@@ -91,13 +104,20 @@ def target_argv(request: TargetRunRequest) -> list[str]:
     return argv
 
 
-def _tree_note(tree: TestTree | None) -> list[str]:
-    return [] if tree is None else [f"this run used the test tree {tree.root}; the script runs guest-tests/"]
+def _tree_note(tree: TestTree | None, given: bool = False) -> list[str]:
+    return [] if tree is None or given else [f"this run used the test tree {tree.root}; the script runs guest-tests/"]
+
+
+def _repeat_note(repeat: int | None) -> list[str]:
+    if repeat is None:
+        return []
+    return [f"this run was repetition {repeat} of --repeat (the guest saw LAB_REPEAT={repeat}); the script runs it once"]
 
 
 def target_caveats(request: TargetRunRequest, release: str, version: str) -> list[str]:
     """Where a rerun on the same machine may differ: the machine itself, and a test tree set by tests."""
-    return [f"a machine changes between runs: this one ran kernel {release} ({version})", *_tree_note(request.tree)]
+    return [f"a machine changes between runs: this one ran kernel {release} ({version})",
+            *_tree_note(request.tree, request.tree_given), *_repeat_note(request.repeat)]
 
 
 def caveats(request: RunRequest) -> list[str]:
@@ -106,7 +126,8 @@ def caveats(request: RunRequest) -> list[str]:
     if isinstance(request.kernel, DebianSpec) and request.kernel.exact is None:
         notes.append(f"this run asked for {request.kernel.text} (the newest {request.kernel.series} then); "
                      "the script pins the package it got")
-    notes += _tree_note(request.tree)
+    notes += _tree_note(request.tree, request.tree_given)
+    notes += _repeat_note(request.repeat)
     if request.timeouts != Timeouts():
         notes.append(f"this run used base timeouts {request.timeouts}; the script uses the defaults")
     return notes

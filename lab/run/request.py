@@ -12,6 +12,7 @@ from ..core.timeouts import Timeouts
 from ..kernel.spec import KernelSpec
 from ..results.kernel_log import SplatPolicy
 from ..target.remote import SshUrl
+from .selection import Selection
 from .suites import TestTree
 
 
@@ -33,6 +34,9 @@ class RunRequest:
     probe_timeout: float | None = None  # None: accel.PROBE_TIMEOUT
     splats: SplatPolicy = field(default_factory=SplatPolicy)
     snapshot: bool = True  # restore a saved guest of this configuration (or save one); False: --no-snapshot
+    selection: Selection | None = None  # --test: only these tests of the suites
+    repeat: int | None = None  # this run's number among --repeat N (the guest sees LAB_REPEAT)
+    tree_given: bool = False  # tree came from --guest-tests (reproducer.sh names it), not from a test
 
 
 @dataclass
@@ -46,3 +50,6 @@ class TargetRunRequest:
     tree: TestTree | None = None
     key: Path | None = None  # as given, for reproducer.sh
     known_hosts: Path | None = None
+    selection: Selection | None = None
+    repeat: int | None = None
+    tree_given: bool = False

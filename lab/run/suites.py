@@ -5,6 +5,7 @@ over SSH are the same to it.
 """
 from __future__ import annotations
 
+import posixpath
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,11 +52,24 @@ def default_tree() -> TestTree:
     return TestTree(GUEST_TESTS_DIR, SUITES)
 
 
-def parse_suites(text: str) -> list[str]:
+def tree_at(path: Path) -> TestTree:
+    """A guest-tests directory of the user's (`--guest-tests`): its suites are the directories of
+    suites/ (the lab's three first, in their order, then the others by name)."""
+    root = path.expanduser().resolve()
+    found = sorted(d.name for d in (root / "suites").iterdir() if d.is_dir() and any(d.glob("test_*.py"))) \
+        if (root / "suites").is_dir() else []
+    if not found:
+        raise UserError(f"--guest-tests {path}: no suites/<name>/test_*.py in it (lay it out as guest-tests/)")
+    ordered = [name for name in SUITES if name in found] + [name for name in found if name not in SUITES]
+    return TestTree(root, {name: f"suites/{name}" for name in ordered})
+
+
+def parse_suites(text: str, tree: TestTree | None = None) -> list[str]:
+    known = (tree or default_tree()).suites
     names = [name.strip() for name in text.split(",") if name.strip()]
-    unknown = [name for name in names if name not in SUITES]
+    unknown = [name for name in names if name not in known]
     if unknown or not names:
-        raise UserError(f"unknown suite {', '.join(unknown) or repr(text)}: choose from {', '.join(SUITES)}")
+        raise UserError(f"unknown suite {', '.join(unknown) or repr(text)}: choose from {', '.join(known)}")
     return list(dict.fromkeys(names))
 
 
@@ -75,11 +89,22 @@ def ship(target: Target, timeout: float, tree: TestTree | None = None, root: str
     return target.put_tree(tree.root, _tests_dir(root), timeout)
 
 
-def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_ROOT) -> str:
+def suite_base(tree: TestTree, suite: str) -> str:
+    """The directory a suite's test names (pytest node ids) are relative to: its own, or its file's."""
+    path = tree.suites[suite]
+    return posixpath.dirname(path) if path.endswith(".py") else path
+
+
+def suite_command(suite: str, tree: TestTree | None = None, root: str = REMOTE_ROOT, only: tuple[str, ...] = (),
+                  repeat: int | None = None) -> str:
+    """pytest on one suite in the target (`only`: these node ids within it, see run/selection).
+    `repeat`: the run's repetition (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart."""
     tree = tree or default_tree()
+    paths = [f"{suite_base(tree, suite)}/{name}" for name in only] or [tree.suites[suite]]
     argv = ["python3", "-m", "pytest", "-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs",
-            f"--junitxml={_out_dir(root)}/{suite}.xml", "-o", "junit_family=xunit1", tree.suites[suite]]
-    return f"cd {quote_command([_tests_dir(root)])} && {quote_command(argv)}"
+            f"--junitxml={_out_dir(root)}/{suite}.xml", "-o", "junit_family=xunit1", *paths]
+    environment = f"LAB_REPEAT={repeat} " if repeat is not None else ""
+    return f"cd {quote_command([_tests_dir(root)])} && {environment}{quote_command(argv)}"
 
 
 def _cut_short(log: Path, suite: str, wall: float, why: str, rc: int | None = None, lost: bool = False) -> SuiteResult:
@@ -94,7 +119,8 @@ def _write_local(path: Path, text: str, mode: str = "w") -> None:
 
 
 def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: TestTree | None = None,
-              root: str = REMOTE_ROOT, transfer_timeout: float | None = None) -> SuiteResult:
+              root: str = REMOTE_ROOT, transfer_timeout: float | None = None, only: tuple[str, ...] = (),
+              repeat: int | None = None) -> SuiteResult:
     """Run one suite (within `timeout`), then fetch its report (within `transfer_timeout`, the
     command bound; the suite's own by default). A timeout, a lost connection or a refused report
     still gives the tests that finished."""
@@ -102,7 +128,7 @@ def run_suite(target: Target, suite: str, run_dir: Path, timeout: float, tree: T
     started = time.monotonic()
     try:
         with progress.showing(f"suite {suite}", SuiteProgress(log)):
-            result = target.run(suite_command(suite, tree, root), timeout, stdout_sink=log)
+            result = target.run(suite_command(suite, tree, root, only, repeat), timeout, stdout_sink=log)
     except CommandTimedOut as exc:
         return _cut_short(log, suite, time.monotonic() - started, f"timed out: {exc}")
     except ConnectionLost as exc:

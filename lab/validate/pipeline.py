@@ -27,7 +27,7 @@ from ..kernel import patches
 from ..kernel import source as ksource
 from ..matrix import children as matrixrun
 from ..matrix import progress as matrixprogress
-from ..report import compare
+from ..report import compare, flaky
 from ..results import load
 from .plan import Plan, Version
 
@@ -58,7 +58,8 @@ class VersionState:
     port: str | None = None  # "ports/6.12" of a series directory, when one was chosen
     applies: patches.ApplyCheck | None = None
     builds: dict[str, BuildStep] = field(default_factory=dict)
-    children: dict[str, matrixrun.Child] = field(default_factory=dict)
+    children: dict[str, matrixrun.Child] = field(default_factory=dict)  # each side's (first) run
+    repeats: dict[str, list[matrixrun.Child]] = field(default_factory=dict)  # with --repeat: every run of each side
     comparison: compare.Comparison | None = None
     problem: str | None = None  # why no verdict could be reached (the host, an unreadable run)
     timings: dict[str, float] = field(default_factory=dict)
@@ -133,19 +134,24 @@ def prepare(plan: Plan, state: VersionState, cache: Path, log: Log) -> None:
             return
 
 
-def make_children(states: list[VersionState], suites: str, extra: list[str]) -> list[matrixrun.Child]:
+def make_children(states: list[VersionState], suites: str, extra: list[str], repeat: int = 1) -> list[matrixrun.Child]:
+    """Each built version's base and patched runs; with --repeat N, N of each, interleaved (base 1,
+    patched 1, base 2, ...) so that what the host does meanwhile falls on both sides alike."""
     children = []
-    for state in states:
-        steps = [state.builds.get(side) for side in SIDES]
-        if not all(step and step.build_id for step in steps):
-            continue
-        for side, step in zip(SIDES, steps):
-            assert step is not None and step.build_id
-            root = state.directory / side
-            child = matrixrun.Child(f"{state.version.source} {side}", root,
-                                    matrixrun.child_argv(f"build:{step.build_id}", suites, root, extra))
-            state.children[side] = child
-            children.append(child)
+    for repetition in range(1, repeat + 1):
+        for state in states:
+            steps = [state.builds.get(side) for side in SIDES]
+            if not all(step and step.build_id for step in steps):
+                continue
+            for side, step in zip(SIDES, steps):
+                assert step is not None and step.build_id
+                root = state.directory / side if repeat == 1 else state.directory / side / f"r{repetition}"
+                again = [f"--repetition={repetition}"] if repeat > 1 else []
+                child = matrixrun.Child(f"{state.version.source} {side}" + (f" r{repetition}" if repeat > 1 else ""),
+                                        root, matrixrun.child_argv(f"build:{step.build_id}", suites, root, [*extra, *again]))
+                state.children.setdefault(side, child)
+                state.repeats.setdefault(side, []).append(child)
+                children.append(child)
     return children
 
 
@@ -157,27 +163,28 @@ def compare_runs(state: VersionState) -> None:
     for side in SIDES:
         child = state.children[side]
         state.timings[f"{side}_run_seconds"] = child.seconds or 0.0
-    directories = [state.run_directory(side) for side in SIDES]
-    missing = [side for side, d in zip(SIDES, directories) if d is None]
+    directories = {side: [matrixprogress.run_directory(c.root) for c in state.repeats.get(side, [state.children[side]])]
+                   for side in SIDES}
+    missing = [side for side in SIDES if any(d is None for d in directories[side])]
     if missing:
         state.problem = f"no {' or '.join(missing)} run directory (see {missing[0]}/lab.log)"
         return
     try:
-        runs = [load.load_run(d) for d in directories if d is not None]
+        runs = {side: [load.load_run(d) for d in directories[side] if d is not None] for side in SIDES}
     except UserError as exc:
         state.problem = f"unreadable run: {exc}"
         return
-    state.comparison = compare.compare(runs[0], runs[1])
+    state.comparison = flaky.compare_repeated(runs["base"], runs["patched"])
 
 
 def run(plan: Plan, states: list[VersionState], suites: str, jobs: int, extra: list[str], env: dict[str, str],
-        cache: Path, log: Log, show: Log) -> None:
+        cache: Path, log: Log, show: Log, repeat: int = 1) -> None:
     """Every version's builds, then every built pair's runs, then the comparisons (states are
     filled in as it goes; an interruption leaves them as far as they got)."""
     for state in states:
         show(f"== [{state.version.index}/{len(states)}] {state.version.source}")
         prepare(plan, state, cache, log)
-    children = make_children(states, suites, extra)
+    children = make_children(states, suites, extra, repeat)
     if not children:
         return
     show(f"validate: {len(children)} run(s), {min(jobs, len(children))} at once")

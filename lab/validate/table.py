@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.files import write_json_atomic
+from ..matrix import progress as matrixprogress
 from ..report import compare, compare_text
 from ..results.load import LoadedRun
 from .pipeline import SIDES, VersionState
@@ -65,6 +66,8 @@ def changes_text(result: compare.Comparison | None) -> str:
     if result is None:
         return NONE
     counts = [f"{len(result.category(name))} {word}" for name, word in _CHANGE_WORDS.items() if result.category(name)]
+    if result.flaky:  # with --repeat: not counted as changes (flakiness explains them)
+        counts.append(f"{len(result.flaky)} flaky")
     return ", ".join(counts) or "none"
 
 
@@ -136,7 +139,9 @@ def row_json(row: Row, base: Path) -> dict[str, object]:
         loaded = row.run(side)
         runs[side] = {"run": _relative(state.run_directory(side), base), "log": _relative(child.log_path, base),
                       "exit_code": child.returncode, "seconds": child.seconds,
-                      "outcome": loaded.outcome if loaded else None}
+                      "outcome": loaded.outcome if loaded else None,
+                      "repetitions": [_relative(matrixprogress.run_directory(c.root), base)
+                                      for c in state.repeats.get(side, [child])]}
     return {
         "index": state.version.index,
         "source": state.version.source,
