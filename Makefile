@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python -m lab.bench.build
 	$(BIN)/python -m lab.bench.matrix
 	$(BIN)/python -m lab.bench.validate
+	$(BIN)/python -m lab.bench.bisect
 	$(SUDO) $(BIN)/python -m lab.bench.client
 
 clean:

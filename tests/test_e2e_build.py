@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,137 @@ def test_lab_boot_gdb_attaches_reads_linux_banner_and_the_guest_runs_on(tmp_path
         _, rest = boot.communicate(timeout=120)
     assert boot.returncode in (0, 130), rest
     assert "lab-ready: sshd started on " in (tmp_path / "boot" / "console.log").read_text()
+
+
+# --- bisection over a tree's commits, and a flaky test told apart from a regression (issue 16) ---
+
+PERCPU_TEST = "maps/test_maps_percpu_layout.py::test_lookup_fills_one_slot_per_possible_cpu[PERCPU_ARRAY-v4]"
+ARRAYMAP = "kernel/bpf/arraymap.c"
+
+
+def _git(repo: Path, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *args], input=stdin, capture_output=True, text=True, check=False,
+                          env={**os.environ, "GIT_AUTHOR_NAME": "lab", "GIT_AUTHOR_EMAIL": "lab@localhost",
+                               "GIT_COMMITTER_NAME": "lab", "GIT_COMMITTER_EMAIL": "lab@localhost", **(env or {})})
+    assert done.returncode == 0, f"git {' '.join(args)}: {done.stderr}"
+    return done.stdout.strip()
+
+
+def _commit(repo: Path, path: str, text: str, message: str) -> str:
+    """A commit changing one file, made in the index alone (the repository has no checkout)."""
+    blob = _git(repo, "hash-object", "-w", "--stdin", stdin=text)
+    _git(repo, "update-index", "--cacheinfo", f"100644,{blob},{path}")
+    tree = _git(repo, "write-tree")
+    commit = _git(repo, "commit-tree", tree, "-p", "HEAD", "-m", message)
+    _git(repo, "update-ref", "HEAD", commit)
+    return commit
+
+
+@pytest.fixture(scope="module")
+def release_repository(tmp_path_factory: pytest.TempPathFactory, base_build: str) -> Iterator[tuple[Path, list[str]]]:
+    """A git repository of Debian's 6.1 source (the files the base build used) and three commits on top:
+    one that does not build, one that undoes it, one that breaks the per-CPU array's lookup."""
+    tree = source.acquire(source.parse_source_spec("debian:6.1"), cache_dir(), lambda line: None).root
+    repo = tmp_path_factory.mktemp("linux") / "linux"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "stable")
+    # Every file of the tarball (-f: its .gitignore files do not apply to sources), without a copy of them.
+    _git(repo, "--work-tree", str(tree), "-c", "core.looseCompression=0", "add", "-f", "-A", ".")
+    release = _git(repo, "commit-tree", _git(repo, "write-tree"), "-m", "Linux 6.1 as Debian's linux-source-6.1 has it")
+    _git(repo, "update-ref", "HEAD", release)
+    original = (tree / ARRAYMAP).read_text()
+    lines = original.splitlines(keepends=True)
+    at = next(i for i, line in enumerate(lines) if line.startswith("#include")) + 1
+    broken = "".join(lines[:at] + ["this line does not compile;\n"] + lines[at:])
+    unbuildable = _commit(repo, ARRAYMAP, broken, "bpf: a commit that does not build")
+    undone = _commit(repo, ARRAYMAP, original, "bpf: undo the commit that does not build")
+    patched = subprocess.run(["patch", "-p1", "-o", "-", "--quiet", str(tree / ARRAYMAP)],
+                             input=BROKEN_PERCPU_COPY.read_text(), capture_output=True, text=True, check=False)
+    assert patched.returncode == 0 and patched.stdout != original, patched.stderr
+    changing = _commit(repo, ARRAYMAP, patched.stdout, "bpf: copy CPU 0's value into every per-CPU array slot")
+    yield repo, [release, unbuildable, undone, changing]
+    from lab.bisect.candidates import clone_path
+    shutil.rmtree(clone_path(repo, cache_dir()), ignore_errors=True)  # its checkout: 1.3 GB
+
+
+def test_bisect_over_commits_finds_the_breaking_one_and_skips_the_unbuildable(
+        tmp_path: Path, release_repository: tuple[Path, list[str]]) -> None:
+    """`lab bisect --source TREE`: the release is good (the per-CPU test passes), the last commit bad;
+    the commit that does not build is skipped as `git bisect skip` does, the breaking commit is the
+    answer, and the user's repository (its HEAD, branch and index) is as it was."""
+    repo, (release, unbuildable, undone, changing) = release_repository
+    before = [_git(repo, "rev-parse", "HEAD"), _git(repo, "symbolic-ref", "HEAD"), _git(repo, "write-tree")]
+    done = lab("bisect", "--source", str(repo), "--good", release, "--bad", "HEAD", "--test", PERCPU_TEST,
+               "--results", str(tmp_path / "results"))
+    assert done.returncode == 0, f"lab bisect failed:\n{done.stdout}\n{done.stderr}"
+    assert f"{unbuildable[:12]} bpf: a commit that does not build: skipped (does not build: build failed: " in done.stdout
+    assert f"{undone[:12]} bpf: undo the commit that does not build: good (pass)" in done.stdout
+    assert f"bisect: first changed: {changing[:12]} bpf: copy CPU 0's value" in done.stdout
+    assert f"{PERCPU_TEST} outcome 'fail' (last good {undone[:12]}" in done.stdout
+    assert [_git(repo, "rev-parse", "HEAD"), _git(repo, "symbolic-ref", "HEAD"), _git(repo, "write-tree")] == before
+    (directory,) = (tmp_path / "results").glob("bisect-*")
+    data = json.loads((directory / "bisect.json").read_text())
+    steps = data["phases"]["commits"]["steps"]
+    assert set(steps) == {release, changing, unbuildable, undone}  # 4 candidates, each tried once
+    assert steps[unbuildable]["verdict"] == "skipped" and steps[unbuildable]["runs"] == []
+    for sha in (release, undone, changing):
+        (run,) = steps[sha]["runs"]
+        metadata = json.loads((directory / run / "metadata.json").read_text())
+        assert metadata["kernel"]["origin"] == "build" and steps[sha]["kernel"] == f"build:{metadata['kernel']['build_id']}"
+        tests = json.loads((directory / run / "results.json").read_text())["tests"]
+        assert [t["name"] for t in tests] == [PERCPU_TEST.split("/", 1)[1]]  # the test alone ran
+    script = (directory / "reproducer.sh").read_text()
+    assert steps[undone]["kernel"] in script and steps[changing]["kernel"] in script
+    # The same command again decides nothing anew: every step is reused, nothing is built or booted.
+    again = lab("bisect", "--source", str(repo), "--good", release, "--bad", "HEAD", "--test", PERCPU_TEST,
+                "--results", str(tmp_path / "results"))
+    assert again.returncode == 0 and "(4 reused)" in again.stdout and "make -j" not in again.stderr, again.stderr
+
+
+FLAKY_SUITE = '''"""Made flaky on purpose (tests/test_e2e_build.py): what --repeat must tell apart from a regression."""
+import os
+
+from bpfmap.mapdump import probe_map_dump
+
+
+def patched() -> bool:
+    return probe_map_dump().available  # the BPF_MAP_DUMP series is the patch
+
+
+def test_fails_once_on_the_patched_kernel() -> None:
+    assert not (patched() and os.environ.get("LAB_REPEAT") == "1"), "the first repetition on the patched kernel"
+
+
+def test_fails_on_the_patched_kernel() -> None:
+    assert not patched(), "every repetition on the patched kernel"
+'''
+
+
+def test_validate_repeat_tells_a_flaky_test_from_a_regression(tmp_path: Path, base_build: str) -> None:
+    """`lab validate --repeat 3` with the BPF_MAP_DUMP series (both kernels built above) and a suite of
+    two tests: one fails only in the patched kernel's first repetition — a single run each would call
+    that a regression — and is reported flaky with its counts; the other fails in every patched run
+    and is the regression. The runs are interleaved, base and patched, each a repetition of its own."""
+    tree = tmp_path / "guest-tests"
+    shutil.copytree(REPO / "guest-tests", tree, ignore=shutil.ignore_patterns("__pycache__"))
+    (tree / "suites" / "flaky").mkdir()
+    (tree / "suites" / "flaky" / "test_flaky.py").write_text(FLAKY_SUITE)
+    done = lab("validate", "--source", "debian:6.1", "--patch", str(MAP_DUMP_PORT), "--guest-tests", str(tree),
+               "--suite", "flaky", "--repeat", "3", results=tmp_path / "results")
+    assert done.returncode == 1, f"lab validate did not report the regression:\n{done.stdout}\n{done.stderr}"
+    directory, data = validation(tmp_path / "results")
+    (row,) = data["versions"]
+    assert row["verdict"] == "regressed" and data["request"]["repeat"] == 3
+    comparison = row["comparison"]
+    assert [c["name"] for c in comparison["newly_failing"]] == ["test_flaky.py::test_fails_on_the_patched_kernel"]
+    assert comparison["flaky"] == [{"suite": "flaky", "name": "test_flaky.py::test_fails_once_on_the_patched_kernel",
+                                    "a": None, "b": "2 pass, 1 fail"}]
+    assert comparison["runs"] == {"a": 3, "b": 3}
+    for side in ("base", "patched"):
+        repetitions = row["runs"][side]["repetitions"]
+        assert len(repetitions) == 3
+        for number, run in enumerate(repetitions, 1):
+            metadata = json.loads((directory / run / "metadata.json").read_text())
+            assert Path(run).parent.name == f"r{number}" and metadata["kernel"]["origin"] == "build"
+            assert "--repetition=" not in (directory / run / "reproducer.sh").read_text()
+    assert "flaky (outcome or behaviour differs between runs of one kernel; not counted): 1" in done.stdout

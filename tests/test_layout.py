@@ -25,8 +25,9 @@ ALLOWED: dict[str, set[str]] = {
     "matrix": {"report", "results", "vm", "guest", "core"},  # report: `lab compare`'s property rule
     "lava": {"run", "report", "results", "vm", "guest", "kernel", "core"},
     "validate": {"matrix", "report", "results", "kernel", "core"},
+    "bisect": {"matrix", "results", "kernel", "core"},
     "bench": {"run", "vm", "guest", "kernel", "core"},
-    "cli": {"validate", "matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel", "core"},
+    "cli": {"bisect", "validate", "matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel", "core"},
 }
 # A library that talks to the world, and the only packages that may import it.
 OWNERS: dict[str, set[str]] = {"paramiko": {"target"}, "pexpect": {"vm"}, "argparse": {"cli", "bench"}}

@@ -5,5 +5,6 @@ Modules, one job each:
   client  the Python client against the same loops in C (client.c)
   matrix  two kernels side by side against one alone
   validate  `lab validate` of two versions at once against each alone
+  bisect  a bisection over five Debian packages, steps and seconds, against one full run
   timing  one `lab` command timed as a whole process
 """

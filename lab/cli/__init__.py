@@ -8,4 +8,5 @@ Modules, one job each:
   matrix   `lab matrix`                           lava    `lab lava-job`, `lab lava-run`
   validate `lab validate`: one series over several sources
   kcidb    `lab kcidb`: runs as a KCIDB document
+  bisect   `lab bisect`: the first package, then commit, where one test changes
 """

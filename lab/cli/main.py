@@ -12,7 +12,7 @@ from types import FrameType
 
 from ..core.errors import InfraError, UserError, describe_failure
 from ..core.outcome import USER_ERROR_EXIT, Outcome, exit_code
-from . import kcidb, kernel, lava, matrix, options, run, validate
+from . import bisect, kcidb, kernel, lava, matrix, options, run, validate
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_parsers(commands)
     validate.add_parser(commands)
     matrix.add_parser(commands)
+    bisect.add_parser(commands)
     lava.add_parsers(commands)
     kcidb.add_parser(commands)
     return parser
