@@ -328,6 +328,7 @@ def release_repository(tmp_path_factory: pytest.TempPathFactory, base_build: str
     yield repo, [release, unbuildable, undone, changing]
     from lab.bisect.candidates import clone_path
     shutil.rmtree(clone_path(repo, cache_dir()), ignore_errors=True)  # its checkout: 1.3 GB
+    shutil.rmtree(repo, ignore_errors=True)  # its objects: as much again
 
 
 def test_bisect_over_commits_finds_the_breaking_one_and_skips_the_unbuildable(
@@ -397,7 +398,7 @@ def test_validate_repeat_tells_a_flaky_test_from_a_regression(tmp_path: Path, ba
     assert done.returncode == 1, f"lab validate did not report the regression:\n{done.stdout}\n{done.stderr}"
     directory, data = validation(tmp_path / "results")
     (row,) = data["versions"]
-    assert row["verdict"] == "regressed" and data["request"]["repeat"] == 3
+    assert row["verdict"] == "regressed" and data["repeat"] == 3
     comparison = row["comparison"]
     assert [c["name"] for c in comparison["newly_failing"]] == ["test_flaky.py::test_fails_on_the_patched_kernel"]
     assert comparison["flaky"] == [{"suite": "flaky", "name": "test_flaky.py::test_fails_once_on_the_patched_kernel",

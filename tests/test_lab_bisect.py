@@ -2,7 +2,7 @@
 run records whose test outcome depends on the kernel, so the whole bisection is exercised — the
 endpoints, the steps, flaky and untestable candidates, the answer, bisect.json, reuse on a rerun,
 an interruption, the host failing — and, over a small git repository, commits that do not build
-(skipped) with the user's tree untouched. The real boots are in tests/test_e2e_bisect.py."""
+(skipped) with the user's tree untouched. The real boots are in tests/test_e2e_repeat_and_bisect.py."""
 from __future__ import annotations
 
 import json
@@ -135,7 +135,9 @@ def test_a_rerun_reuses_the_steps_and_an_interrupted_one_goes_on(tmp_path: Path,
     runs = fake(monkeypatch, changes_at(KERNELS[5]))
     runs.interrupt_after = 3
     assert bisect(tmp_path) == 130
-    assert "interrupted in the packages phase; rerun the same command" in capsys.readouterr().out
+    # Three kernels ran (the endpoints, then the middle one): it was trying the fourth.
+    assert "bisect: interrupted at packages [" in (out := capsys.readouterr().out)
+    assert "; rerun the same command to go on" in out
     kept = record_of(tmp_path)["phases"]["packages"]["steps"]  # type: ignore[index]
     assert len(kept) == 3
     runs.interrupt_after = None
@@ -297,3 +299,41 @@ def test_a_run_that_did_not_get_to_the_test_is_untestable_unless_the_host_failed
     record.finish(Verdict(Outcome.INFRA_ERROR, "disk full"))
     with pytest.raises(judge.HostFailed):
         judge.seen_in(load.load_run(record.directory), probe)
+
+
+def test_packages_then_the_commits_between_their_tags(tmp_path: Path, builds: list[str],
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Debian kernels and --source TREE: the packages narrow it to a pair, then the tree's commits
+    between the pair's upstream tags (v6.1.43..v6.1.44) are bisected."""
+    monkeypatch.setenv("LAB_CACHE", str(tmp_path / "cache"))
+    repo = tmp_path / "stable"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "linux-6.1.y")
+    git(repo, "config", "user.email", "t@example.invalid")
+    git(repo, "config", "user.name", "t")
+    versions = [f"6.1.{n}" for n in range(40, 47)]
+    for n, version in enumerate(versions):
+        for step in ("a", "b") if version == "6.1.44" else ("a",):
+            changed = version > "6.1.44" or (version == "6.1.44" and step == "b")
+            (repo / "kernel.c").write_text(f"{version}{step} {'changed' if changed else 'same'}\n")
+            git(repo, "add", "kernel.c")
+            git(repo, "commit", "-q", "-m", f"{version} {step}")
+        git(repo, "tag", f"v{version}")
+    packages = [bcandidates.Candidate(f"debian:{v}-1", f"{v}-1", f"debian:{v}-1") for v in versions]
+    monkeypatch.setattr(bcandidates, "debian_candidates", lambda good, bad: packages)
+
+    def behaviour(kernel: str, repetition: int) -> tuple[str, dict[str, str]]:
+        if kernel.startswith("build:"):
+            return by_build(kernel, repetition)
+        return (FAILED if kernel >= "debian:6.1.44-1" else PASSED), {}
+    fake(monkeypatch, behaviour)
+    assert cli.main(["bisect", "--good", "debian:6.1.40-1", "--bad", "debian:6.1.46-1", "--source", str(repo),
+                     "--test", TEST, "--results", str(tmp_path / "results")]) == 0
+    out = capsys.readouterr().out
+    assert "bisect: first changed: debian:6.1.44-1: " in out
+    changing = git(repo, "rev-parse", "v6.1.44")[:12]
+    assert f"bisect: first changed: {changing} 6.1.44 b: " in out  # then the commit, between the tags
+    phases = record_of(tmp_path)["phases"]
+    assert set(phases) == {"packages", "commits"}  # type: ignore[arg-type]
+    assert record_of(tmp_path)["answer"]["phase"] == "commits"  # type: ignore[index]

@@ -72,6 +72,7 @@ class Session:
         self.directory = root / f"bisect-{request_key(request)}"
         self.directory.mkdir(parents=True, exist_ok=True)
         self.log = log
+        self.current = ""  # what is being tried now, for "interrupted at ..."
         self.data: dict[str, object] = {"request": request, "phases": {}}
         previous = self._read()
         self.reused = 0
@@ -176,6 +177,8 @@ def bisect(session: Session, runner: Runner, phase: str, candidates: list[Candid
     order: list[Step] = []
 
     def evaluate(indices: list[int]) -> list[Step]:
+        session.current = f"{phase} [{', '.join(str(i + 1) for i in indices)}/{len(candidates)}] " \
+            + ", ".join(candidates[i].label for i in indices)
         found: dict[int, Step] = {}
         to_run: list[tuple[int, Candidate, str]] = []
         for index in indices:

@@ -185,7 +185,9 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     extra = [f"--test={args.test}", *options.selection_argv(argparse.Namespace(test=[], guest_tests=args.guest_tests)),
              *options.child_run_options(args)]
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
-    runner = bsession.Runner(plan.probe, extra, args.repeat, jobs, dict(os.environ), log)
+    # The children's stage lines are left out: each step's own line says what it found (on a
+    # terminal the running children's test counts are still drawn).
+    runner = bsession.Runner(plan.probe, extra, args.repeat, jobs, dict(os.environ), lambda line: None)
     log(f"bisect: {plan.probe.label}; {session.directory}"
         + (f" (reusing {session.reused} steps decided before)" if session.reused else ""))
     phase = "packages" if plan.debian else "commits"
@@ -206,6 +208,6 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     except judge.HostFailed as exc:
         raise InfraError(f"{exc}; rerun the same command to go on ({session.directory} keeps the steps decided)") from exc
     except KeyboardInterrupt:
-        print(f"bisect: interrupted in the {phase} phase; rerun the same command to go on "
+        print(f"bisect: interrupted at {session.current or phase}; rerun the same command to go on "
               f"({session.directory} keeps the steps decided)", flush=True)
         raise
