@@ -97,3 +97,33 @@ def test_steady() -> None:
     assert len(runs) == 3
     script = (runs[1] / "reproducer.sh").read_text()
     assert f"--guest-tests={tree}" in script and "repetition 2 of --repeat" in script
+
+
+def test_matrix_repeat_lists_a_flaky_test_apart_from_a_real_difference(tmp_path: Path) -> None:
+    """`lab matrix --repeat 2` over two 6.1 packages: a test that fails in the second repetition is
+    flaky on both kernels (not a difference), one that fails on the newer package only is the
+    difference."""
+    kernels = five_newest_6_1()
+    older, newer = kernels[3], kernels[4]
+    tree = tree_with(tmp_path, "flaky", f'''import os
+
+
+def test_fails_in_the_second_repetition() -> None:
+    assert os.environ.get("LAB_REPEAT") != "2"
+
+
+def test_differs_between_the_kernels() -> None:
+    assert int(os.uname().release.split("-")[1]) < {abi_number(newer)}
+''')
+    done = lab("matrix", "--kernel", str(older["abi_spec"]), "--kernel", str(newer["abi_spec"]), "--guest-tests",
+               str(tree), "--suite", "flaky", "--repeat", "2", results=tmp_path / "results")
+    assert done.returncode == 1, done.stdout + done.stderr  # some runs failed
+    (directory,) = (tmp_path / "results").glob("matrix-*")
+    data = json.loads((directory / "matrix.json").read_text())
+    differences = data["differences"]
+    assert [d["name"] for d in differences["outcome"]] == ["test_flaky.py::test_differs_between_the_kernels"]
+    (flaky,) = differences["flaky"]
+    assert flaky["name"] == "test_flaky.py::test_fails_in_the_second_repetition"
+    assert flaky["counts"] == {str(older["abi_spec"]): "1 pass, 1 fail", str(newer["abi_spec"]): "1 pass, 1 fail"}
+    assert all(len(k["repetitions"]) == 2 for k in data["kernels"])
+    assert "flaky (outcome or behaviour differs between runs of one kernel; not counted as a difference):" in done.stdout
