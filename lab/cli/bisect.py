@@ -182,8 +182,7 @@ def cmd_bisect(args: argparse.Namespace) -> int:
     root = options.results_root(args)
     cache = cache_dir()
     session = bsession.Session(root, plan.request(args), log)
-    extra = [f"--test={args.test}", *options.selection_argv(argparse.Namespace(test=[], guest_tests=args.guest_tests)),
-             *options.child_run_options(args)]
+    extra = [*options.selection_argv([args.test], args.guest_tests), *options.child_run_options(args)]
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     # The children's stage lines are left out: each step's own line says what it found (on a
     # terminal the running children's test counts are still drawn).

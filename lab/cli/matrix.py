@@ -43,12 +43,12 @@ def check_kernels(kernels: list[str]) -> None:
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
-    suites, _ = options.suites_and_selection(args, options.test_tree(args))  # bad names: before anything is fetched
+    suites = options.planned(args).suites  # bad names: before anything is fetched
     check_kernels(list(args.kernel))
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     root = options.results_root(args)
     matrix_dir = matrixrun.new_matrix_dir(root)
-    extra = [*(["--accel", args.accel] if args.accel else []), *options.selection_argv(args)]
+    extra = [*(["--accel", args.accel] if args.accel else []), *options.selection_argv(args.test, args.guest_tests)]
     children = matrixrun.make_children(list(args.kernel), ",".join(suites), matrix_dir, extra, args.repeat)
     env = dict(os.environ)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

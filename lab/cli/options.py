@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import math
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -120,23 +121,32 @@ def test_tree(args: argparse.Namespace) -> TestTree | None:
     return tree_at(Path(args.guest_tests)) if getattr(args, "guest_tests", None) else None
 
 
-def suites_and_selection(args: argparse.Namespace, tree: TestTree | None) -> tuple[list[str], Selection | None]:
-    """The suites to run and the --test selection (None: whole suites); bad names are UserErrors."""
+@dataclass(frozen=True)
+class Planned:
+    """What the runs of one command ship and run: the tree, its suites, the --test selection."""
+    tree: TestTree | None
+    suites: list[str]
+    selection: Selection | None  # None: whole suites
+
+
+def planned(args: argparse.Namespace) -> Planned:
+    """--guest-tests, --suite and --test, checked (bad names are UserErrors) before anything starts."""
+    tree = test_tree(args)
     if not getattr(args, "test", None):
-        return parse_suites(args.suite, tree), None
+        return Planned(tree, parse_suites(args.suite, tree), None)
     selection = select(list(args.test), tree)
     # A --suite beside --test may only name the tests' own suites (a child run is given both).
     if args.suite != DEFAULT_SUITES and set(parse_suites(args.suite, tree)) != set(selection.suites):
         raise UserError(f"--suite {args.suite} beside --test: the tests are of {','.join(selection.suites)}; "
                         "--test runs the suites of the tests it names")
-    return selection.suites, selection
+    return Planned(tree, selection.suites, selection)
 
 
-def selection_argv(args: argparse.Namespace) -> list[str]:
+def selection_argv(tests: list[str], guest_tests: str | None) -> list[str]:
     """What a child `lab run` is given for --test and --guest-tests (a relative DIR made absolute)."""
-    argv = [f"--test={name}" for name in getattr(args, "test", [])]
-    if getattr(args, "guest_tests", None):
-        argv.append(f"--guest-tests={Path(args.guest_tests).expanduser().resolve()}")
+    argv = [f"--test={name}" for name in tests]
+    if guest_tests:
+        argv.append(f"--guest-tests={Path(guest_tests).expanduser().resolve()}")
     return argv
 
 

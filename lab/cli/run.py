@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from dataclasses import dataclass
 
 from ..core.errors import UserError
 from ..core.log import stderr as log
@@ -18,8 +17,6 @@ from ..results.kernel_log import SplatPolicy
 from ..run import guest
 from ..run.lifecycle import RunOutcome
 from ..run.request import RunRequest
-from ..run.selection import Selection
-from ..run.suites import TestTree
 from . import options
 from . import target as target_cli
 
@@ -52,10 +49,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     report_parser.set_defaults(func=cmd_report)
 
 
-def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: Planned | None = None,
+def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: options.Planned,
                repeat: int | None = None) -> RunOutcome:
     """Boot one kernel, run the requested suites, print the table; the run's outcome and record."""
-    planned = planned or plan(args)
     results_root = options.results_root(args, resolve=False)  # unwritable: said before the kernel is fetched
     cache = cache_dir()
     started = time.monotonic()
@@ -74,23 +70,9 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: 
     return outcome
 
 
-@dataclass(frozen=True)
-class Planned:
-    """What every run of one `lab run` ships and runs: the tree, its suites, the --test selection."""
-    tree: TestTree | None
-    suites: list[str]
-    selection: Selection | None
-
-
-def plan(args: argparse.Namespace) -> Planned:
-    tree = options.test_tree(args)
-    suites, selection = options.suites_and_selection(args, tree)
-    return Planned(tree, suites, selection)
-
-
 def cmd_run(args: argparse.Namespace) -> int:
     target_cli.check_options(args)
-    planned = plan(args)  # a bad suite or test name is one line before anything starts
+    planned = options.planned(args)  # a bad suite or test name is one line before anything starts
     if args.target is None:
         args.kernel = args.kernel or DEFAULT_KERNEL
         args.accel = args.accel or "auto"
@@ -103,7 +85,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         if repeat is not None:
             log(f"run: repetition {index} of {args.repeat}")
         if args.target is not None:
-            outcomes.append(target_cli.run_on_target(args, log, planned.suites, planned.selection, planned.tree, repeat))
+            outcomes.append(target_cli.run_on_target(args, log, planned, repeat))
         else:
             outcomes.append(run_suites(args, spec, args.kernel, planned, repeat))
     if args.repeat > 1:
@@ -115,12 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 def worst_exit(outcomes: list[RunOutcome]) -> int:
     """The exit code of the worst run: an unjudged one (infra-error, interrupted) before a kernel's
     failure, since then not every repetition said something; all passed: 0."""
-    codes = [exit_code(outcome.outcome) for outcome in outcomes]
-    unjudged = [code for outcome, code in zip(outcomes, codes) if outcome.outcome not in compare.OUTCOME_RANK]
+    unjudged = [exit_code(o.outcome) for o in outcomes if o.outcome not in compare.OUTCOME_RANK]
     if unjudged:
         return max(unjudged)
-    ranked = max(outcomes, key=lambda outcome: compare.OUTCOME_RANK[outcome.outcome])
-    return exit_code(ranked.outcome)
+    return exit_code(max((o.outcome for o in outcomes), key=compare.OUTCOME_RANK.__getitem__))
 
 
 def cmd_compare(args: argparse.Namespace) -> int:

@@ -15,8 +15,6 @@ from ..results.kernel_log import SplatPolicy
 from ..run import target as target_run
 from ..run.lifecycle import RunOutcome
 from ..run.request import TargetRunRequest
-from ..run.selection import Selection
-from ..run.suites import TestTree
 from ..target import checks as targetcheck
 from ..target import remote as sshremote
 from . import options
@@ -55,8 +53,7 @@ def request_timeouts(args: argparse.Namespace) -> Timeouts:
     return replace(timeouts, **{k: v for k, v in overrides.items() if v is not None})
 
 
-def run_on_target(args: argparse.Namespace, log: Log, suites: list[str], selection: Selection | None,
-                  tree: TestTree | None, repeat: int | None) -> RunOutcome:
+def run_on_target(args: argparse.Namespace, log: Log, planned: options.Planned, repeat: int | None) -> RunOutcome:
     check_options(args)
     url = sshremote.parse_ssh_url(args.target)
     timeouts = request_timeouts(args)
@@ -69,10 +66,11 @@ def run_on_target(args: argparse.Namespace, log: Log, suites: list[str], selecti
         log(f"target {url}: kernel {facts.release} ({facts.machine}), python {facts.python}, pytest {facts.pytest}")
         for warning in facts.warnings:
             log(f"warning: {warning}")
-        request = TargetRunRequest(url, suites, results_root, timeouts, args.run_timeout,
+        request = TargetRunRequest(url, planned.suites, results_root, timeouts, args.run_timeout,
                                    SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
-                                   tree=tree, key=key, known_hosts=Path(args.known_hosts) if args.known_hosts else None,
-                                   selection=selection, repeat=repeat, tree_given=tree is not None)
+                                   tree=planned.tree, key=key,
+                                   known_hosts=Path(args.known_hosts) if args.known_hosts else None,
+                                   selection=planned.selection, repeat=repeat, tree_given=planned.tree is not None)
         table = SuiteTable(log)
         outcome = target_run.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,

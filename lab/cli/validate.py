@@ -47,7 +47,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def cmd_validate(args: argparse.Namespace) -> int:
     # Everything is checked before the first build: one bad input is one line, exit 2.
-    suites, _ = options.suites_and_selection(args, options.test_tree(args))
+    suites = options.planned(args).suites
     the_plan = plan.make_plan(list(args.source), list(args.patch), list(args.config))
     root = options.results_root(args)
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
@@ -59,7 +59,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     log(f"validate: {len(states)} version(s); {directory}")
     interrupted = True
     try:
-        pipeline.run(the_plan, states, ",".join(suites), jobs, [*options.child_run_options(args), *options.selection_argv(args)],
+        pipeline.run(the_plan, states, ",".join(suites), jobs, [*options.child_run_options(args), *options.selection_argv(args.test, args.guest_tests)],
                      dict(os.environ), cache_dir(), log, _show, args.repeat)
         interrupted = False
     finally:
