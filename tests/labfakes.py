@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.vm import machine
-from lab.target.base import CommandResult, CommandTimedOut
+from lab.target.base import CommandResult, CommandTimedOut, Sink, as_sink
 
 
 def make_bzimage(path: Path, version: str, *, pointer_at: int = 0x3000) -> Path:
@@ -45,7 +45,7 @@ def fake_qemu(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[str]
 
 
 def run_in_bash(command: str, shown_as: str, timeout: float, env: dict[str, str], cwd: Path | None = None,
-                stdout_sink: Path | None = None) -> CommandResult:
+                stdout_sink: Sink | None = None) -> CommandResult:
     """A Target's `run` on this machine: the process group is killed at the bound, like a guest's
     command whose channel is closed; stdout goes to stdout_sink as well, as the runner expects."""
     proc = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -57,9 +57,10 @@ def run_in_bash(command: str, shown_as: str, timeout: float, env: dict[str, str]
         os.killpg(proc.pid, signal.SIGKILL)
         out, err = proc.communicate()
         timed_out = True
-    if stdout_sink:
-        with stdout_sink.open("ab") as sink:
-            sink.write(out)
+    sink = as_sink(stdout_sink)
+    if sink is not None:
+        sink.write(out)
+        sink.close()
     if timed_out:
         raise CommandTimedOut(shown_as, timeout, out.decode(errors="replace"))
     return CommandResult(proc.returncode, out.decode(errors="replace"), err.decode(errors="replace"))

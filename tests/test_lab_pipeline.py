@@ -5,7 +5,7 @@ import json
 from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -13,6 +13,7 @@ from lab.vm import accel
 from lab.guest import image
 from lab.run import bytecode
 from lab.run import guest as guest_run
+from lab.run import series
 from lab.run import suites as runner
 from lab.core.errors import InfraError
 from lab.kernel.acquire import Kernel
@@ -112,7 +113,7 @@ class World:
         monkeypatch.setattr(accel, "choose", self._choose)
         monkeypatch.setattr(guest_run, "booted", self._booted)
         monkeypatch.setattr(runner, "ship", self._ship)
-        monkeypatch.setattr(runner, "run_suite", self._run_suite)
+        monkeypatch.setattr(series, "run_series", self._run_series)
         monkeypatch.setattr(runner, "collect_dmesg", self._dmesg)
         monkeypatch.setattr(bytecode, "restore", self._restore_bytecode)
         monkeypatch.setattr(bytecode, "keep", self._keep_bytecode)
@@ -163,6 +164,20 @@ class World:
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _run_series(self, target: object, names: list[str], run_dir: Path, timeout: float,
+                    started: Callable[[str], None], finished: Callable[[SuiteResult], None], tree: object = None,
+                    root: str = runner.REMOTE_ROOT, only: Callable[[str], tuple[str, ...]] = lambda name: (),
+                    repeat: int | None = None, watch: object = None) -> str:
+        """As the series runner: each suite started, run (by _run_suite) and finished in turn; a
+        timed-out suite ends the series."""
+        for name in names:
+            started(name)
+            result = self._run_suite(target, name, run_dir, timeout, tree, root, only=only(name), repeat=repeat)
+            finished(result)
+            if result.error.startswith("timed out"):
+                break
+        return ""
 
     def _dmesg(self, target: object, run_dir: Path, timeout: float) -> None:
         if self.dmesg_error:
@@ -419,7 +434,7 @@ def test_the_whole_run_bound_ends_a_run_that_would_go_on(world: World) -> None:
             time_module.sleep(30)
         return real_run_suite(target, name, run_dir, timeout, tree, root)
 
-    world.monkeypatch.setattr(runner, "run_suite", hangs_in_dump)
+    world.monkeypatch.setattr(world, "_run_suite", hangs_in_dump)
     started = time_module.monotonic()
     result = world.execute(run_timeout=1.5)
     assert time_module.monotonic() - started < 10

@@ -76,6 +76,7 @@ def tree(tmp_path: Path) -> runner.TestTree:
     (root / "suites").mkdir(parents=True)
     (root / "pytest.ini").write_text("[pytest]\njunit_family = xunit1\n")
     shutil.copy(runner.GUEST_TESTS_DIR / "labstream.py", root / "labstream.py")
+    shutil.copy(runner.GUEST_TESTS_DIR / "labsuites.py", root / "labsuites.py")
     for name, body in SUITE_FILES.items():
         (root / "suites" / f"test_{name}.py").write_text(body)
     return runner.TestTree(root, {name: f"suites/test_{name}.py" for name in SUITE_FILES})

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import configparser
+import json
 import os
 import shlex
 import shutil
@@ -9,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,11 +18,12 @@ from labfakes import copy_tree, run_in_bash
 
 from lab.results import stream
 from lab.run import bytecode
+from lab.run import series
 from lab.run import suites as runner
 from lab.core.errors import UserError
 from lab.results.junit import parse_junit
 from lab.results.model import FAILED, PASSED, SKIPPED, SuiteResult
-from lab.target.base import CommandResult, CommandTimedOut
+from lab.target.base import CommandResult, CommandTimedOut, Sink
 
 
 class LocalTarget:
@@ -42,7 +45,7 @@ class LocalTarget:
     def _map(self, command: str) -> str:
         return command.replace(runner.REMOTE_ROOT, str(self.root / runner.REMOTE_ROOT.lstrip("/")))
 
-    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
         self.commands.append(command)
         env = {**os.environ, "PATH": f"{self.bin_dir}{os.pathsep}{os.environ['PATH']}"}
         env.pop("PYTEST_ADDOPTS", None)
@@ -90,12 +93,24 @@ os._exit(3)
 '''
 
 SLOW = '''\
+import subprocess
 import time
 
 
 def test_hangs():
+    left = subprocess.Popen(["sleep", "120"])  # what a test started, which outlives it unless killed
+    with open("slow-child.pid", "w") as out:
+        out.write(str(left.pid))
     print("started", flush=True)
     time.sleep(60)
+'''
+
+LINKS_ITS_REPORT = '''\
+import os
+
+
+def test_links_its_report_to_dev_zero(request):
+    os.symlink("/dev/zero", request.config.option.xmlpath)  # pytest writes its report through it
 '''
 
 
@@ -110,14 +125,16 @@ def guest_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         "def _facts(record_testsuite_property):\n    record_testsuite_property('kernel_release', '6.1.0-fake')\n")
     # The real streaming plugin: the runner loads it with -p labstream.
     shutil.copy(runner.GUEST_TESTS_DIR / "labstream.py", tree / "labstream.py")
+    shutil.copy(runner.GUEST_TESTS_DIR / series.RUNNER, tree / series.RUNNER)  # and the real suite runner
     (tree / "suites" / "test_fake.py").write_text(FAKE_SUITE)
     (tree / "suites" / "test_dies.py").write_text(DIES)
     (tree / "suites" / "test_slow.py").write_text(SLOW)
+    (tree / "suites" / "test_links.py").write_text(LINKS_ITS_REPORT)
     (tree / "__pycache__").mkdir()
     (tree / "__pycache__" / "junk.pyc").write_bytes(b"junk")
     monkeypatch.setattr(runner, "GUEST_TESTS_DIR", tree)
     monkeypatch.setattr(runner, "SUITES", {"fake": "suites/test_fake.py", "dies": "suites/test_dies.py",
-                                           "slow": "suites/test_slow.py"})
+                                           "slow": "suites/test_slow.py", "links": "suites/test_links.py"})
     return tree
 
 
@@ -142,7 +159,15 @@ def run_dir(tmp_path: Path) -> Path:
     return directory
 
 
-# --- parse_suites / suite_command ----------------------------------------------------------------
+def run_suite(target: object, name: str, run_dir: Path, timeout: float) -> SuiteResult:
+    """One suite through the series runner, as `lab run --suite NAME` runs it."""
+    got: list[SuiteResult] = []
+    series.run_series(target, [name], run_dir, timeout, lambda suite: None, got.append)  # type: ignore[arg-type]
+    assert [result.name for result in got] == [name]
+    return got[0]
+
+
+# --- parse_suites / the series command -------------------------------------------------------------
 
 
 def test_parse_suites_keeps_order_and_drops_duplicates() -> None:
@@ -171,13 +196,20 @@ def test_default_suites_exist_in_guest_tests() -> None:
     assert ini["pytest"]["junit_family"] == "xunit1"
 
 
-def test_suite_command_words() -> None:
-    words = shlex.split(runner.suite_command("maps"))
+def spec_of(command: str) -> dict[str, Any]:
+    words = shlex.split(command)
     assert words[:3] == ["cd", runner.REMOTE_TESTS, "&&"]
-    assert words[3:6] == ["python3", "-m", "pytest"]
-    assert f"--junitxml={runner.REMOTE_OUT}/maps.xml" in words
-    assert words[words.index("-o") + 1] == "junit_family=xunit1"
-    assert words[-1] == runner.SUITES["maps"]
+    assert words[3:5] == ["python3", series.RUNNER]
+    return json.loads(words[5])
+
+
+def test_series_command_words() -> None:
+    spec = spec_of(series.series_command(["maps", "pin"], 300))
+    assert spec["out"] == runner.REMOTE_OUT and spec["timeout"] == 300
+    assert [suite["name"] for suite in spec["suites"]] == ["maps", "pin"]
+    args = spec["suites"][0]["args"]
+    assert args[args.index("-o") + 1] == "junit_family=xunit1" and "labstream" in args
+    assert args[-1] == runner.SUITES["maps"] and spec["suites"][1]["args"][-1] == runner.SUITES["pin"]
 
 
 @pytest.mark.parametrize("name, path", [
@@ -186,20 +218,20 @@ def test_suite_command_words() -> None:
     ("$(reboot)", "suites/`reboot`.py"),
     ("x && reboot", "suites/x;reboot.py"),
 ])
-def test_suite_command_cannot_be_injected(name: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_series_command_cannot_be_injected(name: str, path: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(runner, "SUITES", {name: path})
-    words = shlex.split(runner.suite_command(name))
-    assert words.count("&&") == 1  # only the command's own
-    assert f"--junitxml={runner.REMOTE_OUT}/{name}.xml" in words
-    assert words[-1] == path
+    command = series.series_command([name], 60)
+    assert shlex.split(command).count("&&") == 1  # only the command's own
+    spec = spec_of(command)
+    assert spec["suites"] == [{"name": name, "args": [*series.PYTEST_ARGS, path]}]
 
 
-def test_suite_command_injection_does_not_run(guest_tests: Path, target: LocalTarget, run_dir: Path,
+def test_series_command_injection_does_not_run(guest_tests: Path, target: LocalTarget, run_dir: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     name, path = "x'; touch pwned-name; echo '", "suites/te st'; touch pwned-path; '.py"
     monkeypatch.setattr(runner, "SUITES", {name: path})
     runner.ship(target, 30)
-    result = runner.run_suite(target, name, run_dir, 60)
+    result = run_suite(target, name, run_dir, 60)
     assert result.pytest_rc not in (None, 0)  # pytest ran, and found no such file
     assert not list(target.root.rglob("pwned*")) and not list(run_dir.rglob("pwned*"))
 
@@ -216,10 +248,11 @@ def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -
     old_report.write_text("<testsuite/>")
 
     count = runner.ship(target, 30)
-    assert count == 6  # pytest.ini, conftest.py, labstream.py and three suites; no __pycache__
+    assert count == 8  # pytest.ini, conftest.py, labstream.py, labsuites.py and four suites; no __pycache__
     remote = target.local(runner.REMOTE_TESTS)
     assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()) == [
-        "conftest.py", "labstream.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_slow.py"]
+        "conftest.py", "labstream.py", "labsuites.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_links.py",
+        "suites/test_slow.py"]
     assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
     assert target.local(runner.REMOTE_OUT).is_dir()
     assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
@@ -241,7 +274,7 @@ def test_bytecode_is_kept_restored_and_used_as_it_is(guest_tests: Path, target: 
     key = bytecode.cache_key(runner.default_tree(), IMAGE)
     runner.ship(target, 30)
     assert bytecode.restore(target, cache, key, 30) is False  # nothing kept yet, nothing sent
-    runner.run_suite(target, "fake", run_dir, 120)
+    run_suite(target, "fake", run_dir, 120)
     compiled = remote_pycs(target)
     assert any(name.startswith("suites/__pycache__/test_fake.") and "pytest" in name for name in compiled), compiled
     assert bytecode.keep(target, cache, key, 30) is True
@@ -253,7 +286,7 @@ def test_bytecode_is_kept_restored_and_used_as_it_is(guest_tests: Path, target: 
     assert bytecode.restore(target, cache, key, 30) is True
     assert set(remote_pycs(target)) == set(compiled)
     restored = remote_pycs(target)
-    runner.run_suite(target, "fake", run_dir, 120)
+    run_suite(target, "fake", run_dir, 120)
     # Python and pytest took every restored file as it was: none was written again.
     assert remote_pycs(target) == restored
 
@@ -262,7 +295,7 @@ def test_a_source_changed_since_is_compiled_again_not_taken_from_the_old_bytecod
         guest_tests: Path, target: LocalTarget, run_dir: Path, tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     runner.ship(target, 30)
-    runner.run_suite(target, "fake", run_dir, 120)
+    run_suite(target, "fake", run_dir, 120)
     old_key = bytecode.cache_key(runner.default_tree(), IMAGE)
     bytecode.keep(target, cache, old_key, 30)
     suite = guest_tests / "suites" / "test_fake.py"
@@ -272,7 +305,7 @@ def test_a_source_changed_since_is_compiled_again_not_taken_from_the_old_bytecod
     # Even the old bytecode shipped by mistake is checked against the source and not used.
     runner.ship(target, 30)
     assert bytecode.restore(target, cache, old_key, 30) is True
-    result = runner.run_suite(target, "fake", run_dir, 120)
+    result = run_suite(target, "fake", run_dir, 120)
     assert {r.name: r.outcome for r in result.records}["test_fake.py::test_three"] == PASSED
 
 
@@ -280,7 +313,7 @@ def test_only_the_newest_bytecode_sets_are_kept(guest_tests: Path, target: Local
                                                 tmp_path: Path) -> None:
     cache = tmp_path / "cache"
     runner.ship(target, 30)
-    runner.run_suite(target, "fake", run_dir, 120)
+    run_suite(target, "fake", run_dir, 120)
     keys = [f"key{i:02d}" for i in range(bytecode.KEEP + 2)]
     for age, key in enumerate(keys):
         assert bytecode.keep(target, cache, key, 30)
@@ -295,7 +328,7 @@ def test_only_the_newest_bytecode_sets_are_kept(guest_tests: Path, target: Local
 
 def test_run_suite_parses_the_report(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
     runner.ship(target, 30)
-    result = runner.run_suite(target, "fake", run_dir, 120)
+    result = run_suite(target, "fake", run_dir, 120)
     assert result.name == "fake" and result.error == ""
     assert result.pytest_rc == 1
     outcomes = {r.name: r.outcome for r in result.records}
@@ -315,7 +348,7 @@ def test_run_suite_parses_the_report(guest_tests: Path, target: LocalTarget, run
 
 def test_run_suite_without_a_report(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
     runner.ship(target, 30)
-    result = runner.run_suite(target, "dies", run_dir, 120)
+    result = run_suite(target, "dies", run_dir, 120)
     assert result.records == []
     assert result.pytest_rc == 3
     assert result.error.startswith("pytest wrote no report (exit 3)")
@@ -326,16 +359,42 @@ def test_run_suite_without_a_report(guest_tests: Path, target: LocalTarget, run_
 def test_run_suite_without_pytest_says_why(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
     runner.ship(target, 30)
     (target.bin_dir / "python3").write_text("#!/bin/sh\necho '/usr/bin/python3: No module named pytest' >&2\nexit 1\n")
-    result = runner.run_suite(target, "fake", run_dir, 60)
+    result = run_suite(target, "fake", run_dir, 60)
     assert result.pytest_rc == 1 and result.records == []
-    assert result.error == "pytest wrote no report (exit 1): /usr/bin/python3: No module named pytest"
+    assert result.error == ("the suite runner in the target exited 1 before the suite ended: "
+                            "/usr/bin/python3: No module named pytest")
     assert "No module named pytest" in (run_dir / "fake.log").read_text()  # stderr goes to the log too
+
+
+def test_a_report_that_is_no_regular_file_is_refused_and_the_finished_tests_kept(
+        guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    result = run_suite(target, "links", run_dir, 60)
+    assert result.error.startswith("report refused: ") and "not a regular file" in result.error
+    assert [(r.name, r.outcome) for r in result.records] == [("test_links.py::test_links_its_report_to_dev_zero",
+                                                              "passed")]
+    assert not (run_dir / "junit-links.xml").exists()
+
+
+def test_the_suites_of_one_series_are_each_their_own_pytest_session(guest_tests: Path, target: LocalTarget,
+                                                                    run_dir: Path) -> None:
+    """One command, one python: each suite still has its own log, report and exit status, and a
+    suite that dies at collection does not take the next one with it."""
+    runner.ship(target, 30)
+    got: list[SuiteResult] = []
+    series.run_series(target, ["dies", "fake"], run_dir, 60, lambda name: None, got.append)
+    assert len([c for c in target.commands if "labsuites.py" in c]) == 1
+    dies, fake = got
+    assert dies.pytest_rc == 3 and dies.error.startswith("pytest wrote no report (exit 3)")
+    assert fake.pytest_rc == 1 and len(fake.records) == 4 and fake.properties == {"kernel_release": "6.1.0-fake"}
+    assert "1 failed, 2 passed, 1 skipped" in (run_dir / "fake.log").read_text()
+    assert "1 failed" not in (run_dir / "dies.log").read_text()
 
 
 def test_run_suite_timeout_is_recorded_not_raised(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
     runner.ship(target, 30)
     started = time.monotonic()
-    result = runner.run_suite(target, "slow", run_dir, 2)
+    result = run_suite(target, "slow", run_dir, 2)
     assert time.monotonic() - started < 30
     # The test that was running when time ran out is an error saying so (from the stream).
     assert [(r.name, r.outcome) for r in result.records] == [("test_slow.py::test_hangs", "error")]
@@ -344,11 +403,14 @@ def test_run_suite_timeout_is_recorded_not_raised(guest_tests: Path, target: Loc
     assert "2 s" in result.error
     assert not result.ok
     assert 1.5 < result.wall_seconds < 30
+    # The suite went with all it started (its process group), not only its pytest.
+    left = int((target.local(runner.REMOTE_TESTS) / "slow-child.pid").read_text())
+    assert not Path(f"/proc/{left}").exists() or "Z" in Path(f"/proc/{left}/stat").read_text().split()[2]
 
 
 def test_run_suite_with_a_target_that_times_out(run_dir: Path) -> None:
     class Hung:
-        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
             raise CommandTimedOut(command, timeout, "partial")
 
         def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
@@ -357,7 +419,7 @@ def test_run_suite_with_a_target_that_times_out(run_dir: Path) -> None:
         def get(self, remote: str, local: Path, timeout: float) -> bool:
             raise AssertionError("no report is fetched after a timeout")
 
-    result = runner.run_suite(Hung(), "maps", run_dir, 300)
+    result = run_suite(Hung(), "maps", run_dir, 300)
     assert result.error.startswith("timed out:") and "300 s" in result.error
     assert result.pytest_rc is None
 
@@ -371,7 +433,7 @@ def test_collect_dmesg(target: LocalTarget, run_dir: Path) -> None:
 
 def test_collect_dmesg_timeout_propagates(run_dir: Path) -> None:
     class Hung:
-        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
             raise CommandTimedOut(command, timeout, "")
 
     with pytest.raises(CommandTimedOut):

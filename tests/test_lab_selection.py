@@ -2,6 +2,7 @@
 name without parameters standing for all of them, and the suite command running only those."""
 from __future__ import annotations
 
+import json
 import re
 import shlex
 from pathlib import Path
@@ -11,6 +12,7 @@ import pytest
 from lab.cli import main as cli
 from lab.core.errors import UserError
 from lab.run import selection
+from lab.run import series
 from lab.run import suites as runner
 
 HASH = "maps/test_maps_hash.py::test_update_noexist[HASH]"
@@ -40,16 +42,19 @@ def test_bisect_needs_exactly_one_test() -> None:
         selection.one_test("maps/test_maps_hash.py::test_update_noexist")
 
 
-def test_the_suite_command_runs_only_the_selected_node_ids_with_the_repetition() -> None:
-    command = runner.suite_command("maps", only=("test_maps_hash.py::test_update_noexist[HASH]",), repeat=2)
-    assert "LAB_REPEAT=2 python3 -m pytest" in command
-    argv = shlex.split(command.split("&&", 1)[1])
-    assert argv[-1] == "suites/maps/test_maps_hash.py::test_update_noexist[HASH]"
-    assert "LAB_REPEAT" not in runner.suite_command("maps")
-    assert shlex.split(runner.suite_command("maps").split("&&", 1)[1])[-1] == "suites/maps"
+def test_the_series_command_runs_only_the_selected_node_ids_with_the_repetition() -> None:
+    picked = {"maps": ("test_maps_hash.py::test_update_noexist[HASH]",)}
+    command = series.series_command(["maps", "pin"], 60, only=lambda name: picked.get(name, ()), repeat=2)
+    assert "LAB_REPEAT=2 python3 labsuites.py" in command
+    spec = json.loads(shlex.split(command.split("&&", 1)[1])[-1])
+    assert [suite["args"][-1] for suite in spec["suites"]] == ["suites/maps/test_maps_hash.py::test_update_noexist[HASH]",
+                                                                 "suites/pin"]
+    assert "LAB_REPEAT" not in series.series_command(["maps"], 60)
 
 
 def test_a_tree_of_the_users_has_its_own_suites(tmp_path: Path) -> None:
+    for name in runner.LAB_MODULES:
+        (tmp_path / name).write_text("")
     (tmp_path / "suites" / "flaky").mkdir(parents=True)
     (tmp_path / "suites" / "flaky" / "test_f.py").write_text("def test_a():\n    pass\n")
     (tmp_path / "suites" / "maps").mkdir()
@@ -60,6 +65,9 @@ def test_a_tree_of_the_users_has_its_own_suites(tmp_path: Path) -> None:
     assert selection.select(["flaky/test_f.py::test_a"], tree).of("flaky") == ("test_f.py::test_a",)
     with pytest.raises(UserError, match="no suites/<name>/test_"):
         runner.tree_at(tmp_path / "suites" / "flaky")
+    (tmp_path / "labsuites.py").unlink()
+    with pytest.raises(UserError, match="no labsuites.py in it"):
+        runner.tree_at(tmp_path)
 
 
 @pytest.mark.parametrize("argv, says", [

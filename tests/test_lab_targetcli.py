@@ -94,6 +94,7 @@ def remote_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tree / "suites").mkdir(parents=True)
     (tree / "pytest.ini").write_text("[pytest]\njunit_family = xunit1\n")
     shutil.copy(runner.GUEST_TESTS_DIR / "labstream.py", tree / "labstream.py")
+    shutil.copy(runner.GUEST_TESTS_DIR / "labsuites.py", tree / "labsuites.py")
     for suite in runner.SUITES:
         (tree / "suites" / f"test_{suite}.py").write_text("def test_it():\n    pass\n")
     monkeypatch.setattr(runner, "GUEST_TESTS_DIR", tree)

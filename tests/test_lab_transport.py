@@ -254,6 +254,32 @@ def test_a_command_that_runs_too_long_times_out_with_partial_output(target: SshT
     assert target.run("echo again", timeout=10).out == "again\n"
 
 
+class Deadline:
+    """A stdout sink that brings the command's deadline forward, as the series runner's does."""
+
+    def __init__(self, seconds: float) -> None:
+        self.at = time.monotonic() + seconds
+        self.data = b""
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def close(self) -> None:
+        pass
+
+    def deadline(self) -> float | None:
+        return self.at
+
+
+def test_a_sink_deadline_earlier_than_the_timeout_ends_the_command(target: SshTarget) -> None:
+    sink = Deadline(1.5)
+    started = time.monotonic()
+    with pytest.raises(CommandTimedOut):
+        target.run("echo started; sleep 30", timeout=60, stdout_sink=sink)
+    assert 1.4 <= time.monotonic() - started < 10
+    assert sink.data == b"started\n"
+
+
 def test_a_dropped_connection_is_connection_lost(target: SshTarget, sshd: FakeSshd) -> None:
     threading.Timer(0.5, sshd.drop_connections).start()
     started = time.monotonic()

@@ -5,6 +5,7 @@ stops moving bytes but keeps both sockets open, as QEMU does for a hung guest). 
 """
 from __future__ import annotations
 
+import json
 import os
 import select
 import socket
@@ -21,6 +22,8 @@ from lab.core.errors import InfraError
 from lab.core.outcome import Outcome
 from lab.guest import keys
 from lab.results.kernel_log import SplatPolicy
+from lab.results.model import SuiteResult
+from lab.run import series
 from lab.run import suites as runner
 from lab.run.verdict import verdict
 from lab.target import ssh
@@ -28,7 +31,9 @@ from lab.target.base import (
     CommandResult,
     CommandTimedOut,
     ConnectionLost,
+    Sink,
     TransferRefused,
+    as_sink,
 )
 from lab.target.ssh import SshTarget
 
@@ -286,61 +291,131 @@ def test_an_upload_the_live_target_refuses_is_not_a_lost_connection(target: SshT
 # --- the runner: every one of these ends as an outcome, the finished tests kept ------------------------
 
 
+JUNIT = ('<testsuites><testsuite name="pytest" tests="2"><properties><property name="kernel_release" value="6.1"/>'
+         '</properties><testcase classname="suites.maps.test_a" name="test_ok" time="0.1"/>'
+         '<testcase classname="suites.maps.test_a" name="test_more" time="0.1"/></testsuite></testsuites>')
+
+
+def event(**fields: object) -> bytes:
+    return b"\n@@lab-suite " + json.dumps(fields, sort_keys=True).encode() + b"\n"
+
+
+def stream_line(nodeid: str, kind: str = "end") -> bytes:
+    fields = {"event": kind, "nodeid": f"suites/maps/{nodeid}", "outcome": "passed", "duration": 0.1}
+    return b"@@lab-test " + json.dumps(fields, sort_keys=True).encode() + b"\n"
+
+
+def suite_stream(name: str, junit: str | None = JUNIT, *, timed_out: bool = False) -> bytes:
+    """What labsuites.py prints for one suite that ran test_ok (and ended, unless junit is cut short)."""
+    return (event(event="suite-start", suite=name) + stream_line("test_a.py::test_ok", "start")
+            + stream_line("test_a.py::test_ok") + b"1 passed in 0.10s\n"
+            + event(event="suite-end", suite=name, rc=None if timed_out else 0, timed_out=timed_out, seconds=0.5,
+                    stderr="", junit=junit))
+
+
 class ScriptedTarget:
-    """A Target whose suite command prints one finished test, and whose get does what it is told."""
+    """A Target whose one command prints `stream` (in pieces of `chunk` bytes), then ends as told."""
 
-    def __init__(self, get_does: BaseException | None = None) -> None:
-        self.get_does = get_does
+    def __init__(self, stream: bytes = b"", ends: BaseException | None = None, chunk: int = 7) -> None:
+        self.stream, self.ends, self.chunk = stream, ends, chunk
         self.timeouts: dict[str, float] = {}
+        self.deadlines: list[float | None] = []
 
-    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
-        line = '@@lab-test {"event": "end", "nodeid": "suites/maps/test_a.py::test_ok", "outcome": "passed"}\n'
-        if stdout_sink is not None:
-            stdout_sink.write_text(line)
-        return CommandResult(0, line, "")
+    def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
+        self.timeouts["run"] = timeout
+        sink = as_sink(stdout_sink)
+        if sink is not None:
+            for at in range(0, len(self.stream), self.chunk):
+                sink.write(self.stream[at:at + self.chunk])
+                self.deadlines.append(sink.deadline())
+            sink.close()
+        if self.ends is not None:
+            raise self.ends
+        return CommandResult(0, self.stream.decode(), "")
 
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         self.timeouts["put_tree"] = timeout
         return 0
 
     def get(self, remote: str, local: Path, timeout: float) -> bool:
-        self.timeouts["get"] = timeout
-        if self.get_does is not None:
-            raise self.get_does
-        return False
+        raise AssertionError("the reports come in the stream; nothing is downloaded")
 
 
-def test_the_report_is_fetched_within_the_command_bound_and_shipping_too(tmp_path: Path) -> None:
-    target = ScriptedTarget()
-    runner.run_suite(target, "maps", tmp_path, 300, transfer_timeout=30)
+def series_of(target: ScriptedTarget, tmp_path: Path, names: list[str], suite_timeout: float = 300) -> list[SuiteResult]:
+    got: list[SuiteResult] = []
+    series.run_series(target, names, tmp_path, suite_timeout, lambda name: None, got.append)
+    return got
+
+
+def test_each_suite_has_its_log_and_report_from_the_one_stream(tmp_path: Path) -> None:
+    target = ScriptedTarget(b"starting\n" + suite_stream("maps") + suite_stream("pin"))
+    maps, pin = series_of(target, tmp_path, ["maps", "pin"])
+    assert (maps.name, maps.error, maps.pytest_rc, maps.wall_seconds) == ("maps", "", 0, 0.5)
+    assert [r.name for r in maps.records] == ["test_a.py::test_ok", "test_a.py::test_more"]  # from the JUnit
+    assert maps.properties == {"kernel_release": "6.1"}
+    assert (tmp_path / "junit-maps.xml").read_text() == JUNIT and (tmp_path / "junit-pin.xml").is_file()
+    log = (tmp_path / "maps.log").read_text()
+    assert "1 passed in 0.10s" in log and "@@lab-suite" not in log and "starting" not in log
+    assert pin.name == "pin" and pin.ok
+    assert target.timeouts["run"] == series.total_bound(2, 300)
     runner.ship(target, 45)
-    assert target.timeouts == {"get": 30, "put_tree": 45}
+    assert target.timeouts["put_tree"] == 45
 
 
-def test_a_refused_report_is_a_failed_suite_with_its_finished_tests(tmp_path: Path) -> None:
-    refused = TransferRefused("/root/lab/out/maps.xml on the target has 99999999 bytes, more than the lab takes")
-    result = runner.run_suite(ScriptedTarget(refused), "maps", tmp_path, 300, transfer_timeout=30)
-    assert result.error.startswith("report refused: /root/lab/out/maps.xml") and result.pytest_rc == 0
-    assert [r.name for r in result.records] == ["test_a.py::test_ok"]
-    assert verdict([result], "", SplatPolicy()).outcome is Outcome.FAILED
+def test_the_deadline_is_one_suite_bound_from_the_start_of_the_running_suite(tmp_path: Path) -> None:
+    sink = series.SeriesSink(tmp_path, ["maps", "pin"], 100, lambda name: None, lambda result: None)
+    first = sink.deadline()
+    assert first is not None and first <= time.monotonic() + 100 + series.HOST_SLACK
+    time.sleep(0.05)
+    sink.write(event(event="suite-start", suite="maps"))
+    moved = sink.deadline()
+    assert moved is not None and moved > first  # restarted when the suite started
+    sink.write(stream_line("test_a.py::test_ok"))
+    assert sink.deadline() == moved  # output alone does not move it: one bound per suite
 
 
-def test_a_report_download_that_times_out_is_a_timed_out_suite(tmp_path: Path) -> None:
-    stuck = CommandTimedOut("download of /root/lab/out/maps.xml", 30, "")
-    result = runner.run_suite(ScriptedTarget(stuck), "maps", tmp_path, 300, transfer_timeout=30)
-    assert result.error.startswith("timed out: 'download of") and len(result.records) == 1
-    assert verdict([result], "", SplatPolicy()).outcome is Outcome.TIMED_OUT
+def test_a_target_that_dies_in_the_second_suite_keeps_the_first_whole_and_the_finished_tests(tmp_path: Path) -> None:
+    pin_so_far = event(event="suite-start", suite="pin") + stream_line("test_a.py::test_ok", "start") + \
+        stream_line("test_a.py::test_ok") + stream_line("test_a.py::test_more", "start")
+    died = suite_stream("maps") + pin_so_far
+    maps, pin = series_of(ScriptedTarget(died, ConnectionLost("gone")), tmp_path, ["maps", "pin"])
+    assert maps.ok and len(maps.records) == 2
+    assert pin.lost and pin.error == "lost connection: gone"
+    assert [(r.name, r.outcome) for r in pin.records] == [("test_a.py::test_ok", "passed"),
+                                                          ("test_a.py::test_more", "error")]
 
 
-def test_a_report_download_that_loses_the_connection_is_lost(tmp_path: Path) -> None:
-    result = runner.run_suite(ScriptedTarget(ConnectionLost("gone")), "maps", tmp_path, 300, transfer_timeout=30)
-    assert result.lost and result.error == "lost connection: gone" and len(result.records) == 1
+def test_a_target_timed_out_here_blames_the_running_suite(tmp_path: Path) -> None:
+    stuck = suite_stream("maps")[:-300]
+    (maps,) = series_of(ScriptedTarget(stuck, CommandTimedOut("the suites", 300, "")), tmp_path, ["maps", "pin"])
+    assert maps.error == "timed out: suite maps did not finish within 300 s"
+    assert [r.name for r in maps.records] == ["test_a.py::test_ok"]
+    assert verdict([maps], "", SplatPolicy()).outcome is Outcome.TIMED_OUT
+
+
+def test_a_suite_the_target_timed_out_ends_the_series_with_its_finished_tests(tmp_path: Path) -> None:
+    (maps,) = series_of(ScriptedTarget(suite_stream("maps", None, timed_out=True)), tmp_path, ["maps", "pin"], 20)
+    assert maps.error == "timed out: suite maps did not finish within 20 s" and maps.pytest_rc is None
+    assert [r.name for r in maps.records] == ["test_a.py::test_ok"]
+
+
+def test_a_suite_without_its_report_says_so_and_the_next_one_runs(tmp_path: Path) -> None:
+    maps, pin = series_of(ScriptedTarget(suite_stream("maps", None) + suite_stream("pin")), tmp_path, ["maps", "pin"])
+    assert maps.error == "pytest wrote no report (exit 0): " and maps.records == []
+    assert pin.ok
+
+
+def test_event_lines_of_no_requested_suite_are_only_output(tmp_path: Path) -> None:
+    noise = event(event="suite-end", suite="other", rc=0) + b"@@lab-suite {not json\n"
+    stream = suite_stream("maps").replace(b"1 passed", noise + b"1 passed")
+    (maps,) = series_of(ScriptedTarget(stream, chunk=1), tmp_path, ["maps"])
+    assert maps.ok and "@@lab-suite {not json" in (tmp_path / "maps.log").read_text()
 
 
 def test_a_full_disk_under_dmesg_txt_is_infra_error(tmp_path: Path) -> None:
     (tmp_path / "dmesg.txt").symlink_to("/dev/full")
     with pytest.raises(InfraError, match=r"writing .*dmesg.txt: \[Errno 28\] No space left on device"):
-        runner.collect_dmesg(ScriptedTarget(), tmp_path, 10)
+        runner.collect_dmesg(ScriptedTarget(b"[    0.000000] Linux version 6.1.0\n"), tmp_path, 10)
 
 
 def test_output_past_the_cap_is_a_warning_of_the_run(tmp_path: Path) -> None:
@@ -350,13 +425,14 @@ def test_output_past_the_cap_is_a_warning_of_the_run(tmp_path: Path) -> None:
     from lab.run.lifecycle import run_suites_then_dmesg
 
     class Truncating(ScriptedTarget):
-        def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+        def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
             done = super().run(command, timeout, stdout_sink)
             return CommandResult(done.rc, done.out, done.err, "stdout past 64 MiB, 1 GiB dropped")
 
     record = RunRecord.create(tmp_path, "k", {})
     said: list[str] = []
-    run_suites_then_dmesg(Truncating(), ["maps"], None, Timeouts(), record, [], lambda s: None, said.append)
+    run_suites_then_dmesg(Truncating(suite_stream("maps")), ["maps"], None, Timeouts(), record, [], lambda s: None,
+                          said.append)
     warnings = record.metadata.recorded("warnings")
-    assert warnings == ["suite maps: output truncated (stdout past 64 MiB, 1 GiB dropped); see maps.log"]
+    assert warnings == ["suite output truncated (stdout past 64 MiB, 1 GiB dropped); see the suite logs"]
     assert said == ["warning: " + warnings[0]]

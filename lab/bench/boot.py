@@ -4,8 +4,10 @@ Run as `python -m lab.bench.boot [--kernel SPEC] [--boots N] [--runs N]`. Each f
 median of N real boots/runs; the accelerator is printed with them, because TCG and KVM
 differ by an order of magnitude. Boots are measured cold and restored from a snapshot (with
 QEMU's resident memory), and so is `lab boot --command true` as a whole process. The first run starts without the guest's kept bytecode
-(run/bytecode.py), the others with it, and both are printed; so are the suites' own seconds in
-the guest beside the same suites run natively on the host kernel (as root; skipped otherwise).
+(run/bytecode.py), the others with it; the suites run in one python (run/series.py), then as
+many runs again with a python per suite (the way before it), and each kind is printed; so are
+the suites' own seconds in the guest beside the same suites run natively on the host kernel by
+the same runner (as root; skipped otherwise).
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from ..core.paths import GUEST_TESTS_DIR, cache_dir
 from ..core.timeouts import Timeouts
 from ..guest import assets
 from ..kernel.spec import DEFAULT_KERNEL, parse_kernel_spec
-from ..run import bytecode, guest
+from ..run import bytecode, guest, series
 from ..run.request import RunRequest
 from ..run.suites import SUITES, default_tree
 from ..vm import accel
@@ -75,12 +77,14 @@ def main(argv: list[str] | None = None) -> int:
         for name, extra in (("cold", ["--no-snapshot"]), ("restored", [])):
             whole = [timed_lab(["boot", *extra, "--command", "true"], "bench") for _ in range(args.boots)]
             print(describe(f"lab boot --command true, {name}", whole), flush=True)
-        # The first run compiles the suites in the guest, as after any change to guest-tests/.
+        # The first run compiles the suites in the guest, as after any change to guest-tests/; then
+        # the suites in one python (the runner's way), then a python per suite (the way before it).
         shutil.rmtree(cache / "bytecode" / bytecode.cache_key(default_tree(), prepared.image.digest),
                       ignore_errors=True)
-        runs: dict[bool, list[float]] = {False: [], True: []}
-        in_guest: dict[bool, list[float]] = {False: [], True: []}
-        for index in range(args.runs):
+        runs: dict[str, list[float]] = {}
+        in_guest: dict[str, list[float]] = {}
+        for index in range(2 * args.runs):
+            series.ONE_PYTHON = index < args.runs
             started = time.monotonic()
             again = assets.prepare(spec, cache, _quiet)
             request = RunRequest(spec, args.kernel, list(SUITES), "auto", tmp / "results")
@@ -90,23 +94,26 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"bench: run {index} ended {result.outcome.value}: {result.reason}", file=sys.stderr)
                 return 1
             restored = bool(result.record.metadata.recorded("bytecode")["restored"])
-            runs[restored].append(seconds)
-            in_guest[restored].append(suites_seconds(result.record.directory))
-        for restored, name in ((False, "compiled"), (True, "restored")):
-            if runs[restored]:
-                print(describe(f"whole-run, bytecode {name}", runs[restored]), flush=True)
-                print(describe(f"  suites in the guest, bytecode {name}", in_guest[restored]), flush=True)
+            kind = f"{'one python' if series.ONE_PYTHON else 'a python per suite'}, bytecode " + \
+                ("restored" if restored else "compiled")
+            runs.setdefault(kind, []).append(seconds)
+            in_guest.setdefault(kind, []).append(suites_seconds(result.record.directory))
+        series.ONE_PYTHON = True
+        for kind in runs:
+            print(describe(f"whole-run, {kind}", runs[kind]), flush=True)
+            print(describe(f"  suites in the guest, {kind}", in_guest[kind]), flush=True)
         if args.runs:
-            print_native_comparison(statistics.median(in_guest[True] or in_guest[False]))
+            print_native_comparison(statistics.median(in_guest.get("one python, bytecode restored")
+                                                      or next(iter(in_guest.values()))), tmp)
     return 0
 
 
-def print_native_comparison(guest_seconds: float) -> None:
-    native = native_suites_seconds()
+def print_native_comparison(guest_seconds: float, tmp: Path) -> None:
+    native = native_suites_seconds(tmp)
     if native is None:
         print("suites natively on the host kernel: skipped (needs root for bpf(2))")
         return
-    print(f"suites natively on the host kernel: {native:.1f} s, one pytest per suite as in the guest; "
+    print(f"suites natively on the host kernel: {native:.1f} s, by the same runner (one python); "
           f"the guest takes {guest_seconds / native:.1f}x that")
 
 
@@ -119,22 +126,27 @@ def qemu_resident_mib(pid: int | None) -> float:
 
 
 def suites_seconds(run_dir: Path) -> float:
-    """The suites' own seconds in a run (their stages: pytest start to report fetched)."""
-    stages = json.loads((run_dir / "metadata.json").read_text())["stages"]
-    return sum(float(stage["seconds"]) for name, stage in stages.items() if name.startswith("suite:"))
+    """The suites' own seconds in a run: the one command that runs them, its start included."""
+    return float(json.loads((run_dir / "metadata.json").read_text())["stages"]["suites"]["seconds"])
 
 
-def native_suites_seconds() -> float | None:
-    """The same suites, one pytest process each, on the host's kernel; None without root."""
+def native_suites_seconds(tmp: Path) -> float | None:
+    """The same suites by the same runner (a copy of guest-tests/) on the host's kernel; None without root."""
     if os.geteuid() != 0:
         return None
+    root = tmp / "native"
+    shutil.copytree(GUEST_TESTS_DIR, root / "guest-tests", ignore=shutil.ignore_patterns("__pycache__"))
+    (root / "out").mkdir()
+    command = series.series_command(list(SUITES), 600, root=str(root))
     started = time.monotonic()
-    for directory in SUITES.values():
-        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", directory],
-                              cwd=GUEST_TESTS_DIR, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"bench: the {directory} suite failed natively:\n{done.stdout[-3000:]}")
-    return time.monotonic() - started
+    done = subprocess.run(["bash", "-c", command.replace("python3 ", f"{sys.executable} ", 1)], capture_output=True,
+                          text=True, check=False)
+    seconds = time.monotonic() - started
+    ends = [line for line in done.stdout.splitlines() if line.startswith(series.PREFIX.decode())]
+    failed = [line for line in ends if '"suite-end"' in line and '"rc": 0' not in line]
+    if done.returncode != 0 or failed or len(ends) != 2 * len(SUITES):
+        raise SystemExit(f"bench: the suites failed natively:\n{done.stdout[-3000:]}{done.stderr[-2000:]}")
+    return seconds
 
 
 if __name__ == "__main__":

@@ -26,6 +26,14 @@ def shown_on(stream: TextIO) -> bool:
     return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb" and not os.environ.get("CI")
 
 
+def wipe(stream: TextIO | None = None) -> None:
+    """Clear the progress line, so a line printed now (a suite's row) starts at the left."""
+    out = stream or sys.stderr
+    if shown_on(out):
+        out.write("\r\x1b[K")
+        out.flush()
+
+
 @contextmanager
 def showing(label: str, poll: Poll, stream: TextIO | None = None,
             interval: float = INTERVAL) -> Iterator[Callable[[str], None]]:

@@ -123,17 +123,24 @@ class RunRecord:
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:
         """Time a stage; its status is recorded even when it raises."""
-        stages = self.metadata.stages
-        stages[name] = {"status": "running"}
-        self.save()
-        started = time.monotonic()
+        started = self.start_stage(name)
         try:
             yield
         except BaseException as exc:
-            stages[name] = {"status": "failed", "seconds": round(time.monotonic() - started, 3), "error": str(exc)}
-            self.save()
+            self.end_stage(name, started, str(exc))
             raise
-        stages[name] = {"status": "done", "seconds": round(time.monotonic() - started, 3)}
+        self.end_stage(name, started)
+
+    def start_stage(self, name: str) -> float:
+        """A stage that begins now (one whose end is seen elsewhere: a suite of a series)."""
+        self.metadata.stages[name] = {"status": "running"}
+        self.save()
+        return time.monotonic()
+
+    def end_stage(self, name: str, started: float, error: str | None = None) -> None:
+        seconds = round(time.monotonic() - started, 3)
+        self.metadata.stages[name] = {"status": "done", "seconds": seconds} if error is None else \
+            {"status": "failed", "seconds": seconds, "error": error}
         self.save()
 
     def add_suite(self, suite: SuiteResult) -> None:

@@ -2,7 +2,8 @@
 
 Modules, one job each:
   request     RunRequest, TargetRunRequest: what was asked (pure data)
-  suites      ship guest-tests/, run one suite with pytest, fetch its report
+  suites      the suites there are, ship guest-tests/, what pytest is given for each suite
+  series      the suites in one command (guest-tests/labsuites.py), split back into one result each
   selection   --test: the tests a run is limited to, checked against the suites collected on the host
   bytecode    the .pyc files a guest compiled, kept in the cache for the next run on that image
   lifecycle   conduct(): record -> stages under the deadline -> Verdict -> finished record

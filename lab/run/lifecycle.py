@@ -10,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
+from ..core import progress
 from ..core.log import Log
 from ..core.outcome import Outcome, Verdict
 from ..core.timeouts import Timeouts
@@ -18,6 +19,7 @@ from ..results.kernel_log import SplatPolicy
 from ..results.model import SuiteResult
 from ..results.record import RunRecord
 from ..target.base import CommandTimedOut, ConnectionLost, Target
+from . import series
 from . import suites as suite_runner
 from .selection import Selection
 from .verdict import FORESEEN, Evidence, RunTimedOut, verdict_for
@@ -115,24 +117,41 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
                           record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
                           log: Log, root: str = suite_runner.REMOTE_ROOT, selection: Selection | None = None,
                           repeat: int | None = None) -> None:
-    """Each suite in turn (only the selected tests of it, when there is a selection), saved and
-    reported as it ends (into suites); a lost connection raises ConnectionLost, a timed-out suite
-    ends the series; then the kernel log into dmesg.txt."""
-    for name in names:
-        with record.stage(f"suite:{name}"):
-            result = suite_runner.run_suite(target, name, record.directory, timeouts.suite, tree, root=root,
-                                            transfer_timeout=timeouts.command,
-                                            only=selection.of(name) if selection else (), repeat=repeat)
+    """The suites in one command (only the selected tests of each, when there is a selection),
+    each saved and reported as it ends (into suites); a lost connection raises ConnectionLost, a
+    timed-out suite ends the series; then the kernel log into dmesg.txt."""
+    stages: dict[str, float] = {}
+
+    def started(name: str) -> None:
+        stages[name] = record.start_stage(f"suite:{name}")
+
+    def finished(result: SuiteResult) -> None:
+        if result.name in stages:
+            record.end_stage(f"suite:{result.name}", stages[result.name])
         suites.append(result)
         record.add_suite(result)  # saved before anything else can go wrong
-        if result.warning:
-            log(f"warning: {result.warning}")
-            record.warn(result.warning)
+        progress.wipe()
         on_suite(result)
-        if result.lost:
-            raise ConnectionLost(result.error)
-        if result.error.startswith("timed out"):
-            break
+
+    sink_progress = series.SeriesProgress()
+    try:
+        with record.stage("suites"), progress.showing("suite", sink_progress):
+            truncated = series.run_series(target, names, record.directory, timeouts.suite, started, finished, tree,
+                                          root, only=selection.of if selection else lambda name: (), repeat=repeat,
+                                          watch=sink_progress.watch)
+    except BaseException as exc:
+        ended = {result.name for result in suites}
+        for name, began in stages.items():
+            if name not in ended:
+                record.end_stage(f"suite:{name}", began, str(exc))  # the suite it broke off
+        raise
+    if truncated:
+        warning = f"suite output truncated ({truncated}); see the suite logs"
+        log(f"warning: {warning}")
+        record.warn(warning)
+    lost = [result for result in suites if result.lost]
+    if lost:
+        raise ConnectionLost(lost[0].error)
     # A machine that just hung a suite may not answer at all: ask briefly then.
     dmesg_timeout = min(timeouts.command, 15.0) if any(s.error for s in suites) else timeouts.command
     try:

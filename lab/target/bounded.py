@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from .base import CommandResult, Target, quote_command
+from .base import CommandResult, Sink, Target, quote_command
 
 KILL_GRACE = 5  # seconds between timeout's SIGTERM and its SIGKILL on the target
 REMOTE_SLACK = 2  # the target's own bound fires this long after the lab's
@@ -20,7 +20,7 @@ class BoundedTarget:
     def __init__(self, inner: Target) -> None:
         self.inner = inner
 
-    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
         bound = str(math.ceil(timeout) + REMOTE_SLACK)
         wrapped = quote_command(["timeout", "-k", str(KILL_GRACE), bound, "sh", "-c", command])
         return self.inner.run(wrapped, timeout, stdout_sink)

@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from types import TracebackType
-from typing import BinaryIO
 
 import paramiko
 
 from ..core.errors import InfraError
 from ..core.files import is_cache_or_hidden, local_file, write_all
-from .base import CommandResult, CommandTimedOut, ConnectionLost, TransferRefused
+from .base import CommandResult, CommandTimedOut, ConnectionLost, Sink, TransferRefused, as_sink
 
 # paramiko logs a traceback for every refused early connection attempt; the lab reports
 # connection problems itself, as one line.
@@ -51,16 +50,12 @@ class _Capped:
     """One output stream of a command, kept up to `cap` bytes (and copied to the sink, if any).
     The rest is still read, so the remote side never blocks, and dropped; the sink says where."""
 
-    def __init__(self, name: str, cap: int, sink: Path | None = None) -> None:
+    def __init__(self, name: str, cap: int, sink: Sink | None = None) -> None:
         self.name = name
         self.cap = cap
         self.data = bytearray()
         self.dropped = 0
-        self._sink_path = sink
-        self._sink: BinaryIO | None = None
-        if sink is not None:
-            with local_file(sink, "opening"):
-                self._sink = sink.open("ab")
+        self.sink = as_sink(sink)
 
     def add(self, chunk: bytes) -> None:
         kept = chunk[:max(0, self.cap - len(self.data))]
@@ -74,10 +69,8 @@ class _Capped:
             self.dropped += len(chunk) - len(kept)
 
     def _write(self, data: bytes) -> None:
-        if self._sink is not None and self._sink_path is not None:
-            with local_file(self._sink_path, "writing"):
-                self._sink.write(data)
-                self._sink.flush()
+        if self.sink is not None:
+            self.sink.write(data)
 
     def text(self) -> str:
         return self.data.decode(errors="replace")
@@ -86,11 +79,15 @@ class _Capped:
     def note(self) -> str:
         return f"{self.name} past {_size(self.cap)} ({self.dropped} bytes dropped)" if self.dropped else ""
 
+    def deadline(self, fixed: float) -> float:
+        """The command's deadline: its own, or the sink's if that is earlier."""
+        moved = self.sink.deadline() if self.sink is not None else None
+        return fixed if moved is None else min(fixed, moved)
+
     def close(self) -> None:
-        if self._sink is not None and self._sink_path is not None:
-            sink, self._sink = self._sink, None
-            with local_file(self._sink_path, "writing"):
-                sink.close()
+        sink, self.sink = self.sink, None
+        if sink is not None:
+            sink.close()
 
 
 def _banner_ready(host: str, port: int) -> bool:
@@ -155,7 +152,7 @@ class SshTarget:
             time.sleep(0.2)
         raise ConnectionLost(f"no SSH session with {host}:{port} within {timeout:.0f} s: {last_error}")
 
-    def run(self, command: str, timeout: float, stdout_sink: Path | None = None) -> CommandResult:
+    def run(self, command: str, timeout: float, stdout_sink: Sink | None = None) -> CommandResult:
         """Run a shell command; its output is read as it comes, so nothing blocks on a full pipe."""
         transport = self._client.get_transport()
         if transport is None or not transport.is_active():
@@ -195,7 +192,7 @@ class SshTarget:
                     break
                 if not transport.is_active():
                     raise ConnectionLost(f"the SSH connection broke during {command!r}")
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= out.deadline(deadline):
                     raise CommandTimedOut(command, timeout, out.text())
                 select.select([channel], [], [], 0.2)
             rc = channel.recv_exit_status()
