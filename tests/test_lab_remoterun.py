@@ -130,7 +130,7 @@ def test_a_passing_run_is_recorded_like_a_guest_run_without_qemu(tmp_path: Path,
     assert metadata["qemu_version"] is None and metadata["accelerator"] is None
     assert "boot_to_ssh_seconds" not in metadata
     assert metadata["target_checks"]["warnings"] == FACTS.warnings
-    assert set(metadata["stages"]) == {"ship", "suite:good"}
+    assert set(metadata["stages"]) == {"ship", "suites", "suite:good"}
     assert run_dir.name.split("-", 2)[2].startswith("6.1.0-fake")
     results = json.loads((run_dir / "results.json").read_text())
     assert [(t["name"], t["outcome"]) for t in results["tests"]] == [("test_good.py::test_one", "passed"),

@@ -391,6 +391,18 @@ def test_the_suites_of_one_series_are_each_their_own_pytest_session(guest_tests:
     assert "1 failed" not in (run_dir / "dies.log").read_text()
 
 
+def test_a_python_per_suite_gives_the_same_results_as_one_python(guest_tests: Path, target: LocalTarget,
+                                                                  run_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The benchmark's comparison (series.ONE_PYTHON off: each suite's pytest in a new python)."""
+    runner.ship(target, 30)
+    one = run_suite(target, "fake", run_dir, 60)
+    monkeypatch.setattr(series, "ONE_PYTHON", False)
+    assert spec_of(series.series_command(["fake"], 60))["fresh_python"] is True
+    fresh = run_suite(target, "fake", run_dir, 60)
+    assert [(r.name, r.outcome) for r in fresh.records] == [(r.name, r.outcome) for r in one.records]
+    assert (fresh.pytest_rc, fresh.properties) == (one.pytest_rc, one.properties) == (1, {"kernel_release": "6.1.0-fake"})
+
+
 def test_run_suite_timeout_is_recorded_not_raised(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
     runner.ship(target, 30)
     started = time.monotonic()

@@ -405,6 +405,21 @@ def test_a_suite_without_its_report_says_so_and_the_next_one_runs(tmp_path: Path
     assert pin.ok
 
 
+def test_a_line_without_its_newline_yet_is_in_the_log_at_once(tmp_path: Path) -> None:
+    """pytest flushes a test's start line before its newline: a test that hangs (or a guest that
+    dies under it) must still show as started in the log, as it runs."""
+    sink = series.SeriesSink(tmp_path, ["maps"], 100, lambda name: None, lambda result: None)
+    sink.write(event(event="suite-start", suite="maps") + stream_line("test_a.py::test_hangs", "start")[:-1])
+    assert "test_a.py::test_hangs" in (tmp_path / "maps.log").read_text()
+    sink.write(b"\n.")
+    sink.write(b"@@lab-su")  # mid-line: text, not an event that may be starting
+    assert (tmp_path / "maps.log").read_text().endswith("}\n.@@lab-su")
+    sink.write(b"ite \n" + event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[:30])
+    assert sink.running is not None  # the end line is held until it is whole
+    sink.write(event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[30:])
+    assert sink.running is None and [r.name for r in sink.results] == ["maps"]
+
+
 def test_event_lines_of_no_requested_suite_are_only_output(tmp_path: Path) -> None:
     noise = event(event="suite-end", suite="other", rc=0) + b"@@lab-suite {not json\n"
     stream = suite_stream("maps").replace(b"1 passed", noise + b"1 passed")

@@ -79,6 +79,7 @@ class SeriesSink:
     preamble: bytearray = field(default_factory=bytearray)  # what the runner said outside any suite
     running: _Running | None = None
     _pending: bytearray = field(default_factory=bytearray)
+    _mid_line: bool = False  # part of the current line has been written out as text
     _deadline: float = 0.0
 
     def __post_init__(self) -> None:
@@ -87,13 +88,31 @@ class SeriesSink:
     # --- OutputSink --------------------------------------------------------------------------
 
     def write(self, data: bytes) -> None:
-        self._pending += data
-        if b"\n" not in data:
-            return  # a long line (a suite's report) arrives in many pieces: split once it ends
-        *lines, rest = bytes(self._pending).split(b"\n")
-        self._pending = bytearray(rest)
-        for line in lines:
-            self._line(line + b"\n")
+        """Text goes into the running suite's log as it comes (a test's start line has no newline
+        yet while the test runs); only what may be an event line is held until it ends."""
+        if self._pending.startswith(PREFIX) and b"\n" not in data:
+            self._pending += data  # a long event line (a suite's report) arriving in pieces
+            return
+        buffer, self._pending = bytes(self._pending) + data, bytearray()
+        at = 0
+        while at < len(buffer):
+            end = buffer.find(b"\n", at)
+            if self._mid_line:  # no event starts inside a line: the rest of it is text
+                stop = len(buffer) if end < 0 else end + 1
+                self._text(buffer[at:stop])
+                self._mid_line = end < 0
+                at = stop
+            elif end >= 0:
+                self._line(buffer[at:end + 1])
+                at = end + 1
+            else:
+                tail = buffer[at:]
+                if tail.startswith(PREFIX) or PREFIX.startswith(tail):
+                    self._pending = bytearray(tail)  # perhaps an event line: wait for its end
+                else:
+                    self._text(tail)
+                    self._mid_line = True
+                break
 
     def close(self) -> None:
         if self._pending:
