@@ -37,8 +37,9 @@ def wipe(stream: TextIO | None = None) -> None:
 @contextmanager
 def showing(label: str, poll: Poll, stream: TextIO | None = None,
             interval: float = INTERVAL) -> Iterator[Callable[[str], None]]:
-    """While the body runs, `label: <poll()>` redrawn on the terminal; the line is wiped after.
-    Yields how to print a line of its own meanwhile: above the progress line, not into it."""
+    """While the body runs, `label: <poll()>` (without a label, the poll's text alone) redrawn on
+    the terminal; the line is wiped after. Yields how to print a line of its own meanwhile: above
+    the progress line, not into it."""
     out = stream or sys.stderr
 
     def plain(line: str) -> None:
@@ -65,7 +66,7 @@ def showing(label: str, poll: Poll, stream: TextIO | None = None,
                 text = None
             if text is not None:
                 with writing:
-                    out.write(f"\r\x1b[K{label}: {text}")
+                    out.write(f"\r\x1b[K{label}: {text}" if label else f"\r\x1b[K{text}")
                     out.flush()
                 drew.set()
 

@@ -135,7 +135,7 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
 
     sink_progress = series.SeriesProgress()
     try:
-        with record.stage("suites"), progress.showing("suite", sink_progress):
+        with record.stage("suites"), progress.showing("", sink_progress):
             truncated = series.run_series(target, names, record.directory, timeouts.suite, started, finished, tree,
                                           root, only=selection.of if selection else lambda name: (), repeat=repeat,
                                           watch=sink_progress.watch)

@@ -219,7 +219,8 @@ class SeriesSink:
 
 
 class SeriesProgress:
-    """`<suite>, <done> of <collected> tests` for the progress line, from the running suite's log."""
+    """`suite <name>: <done> of <collected> tests` for the progress line (shown with no label of
+    its own), from the running suite's log."""
 
     def __init__(self) -> None:
         self._sink: SeriesSink | None = None
@@ -235,7 +236,7 @@ class SeriesProgress:
         if self._shown is None or self._shown[0] != running.name:
             self._shown = (running.name, SuiteProgress(running.log))
         counted = self._shown[1]()
-        return f"{running.name}, {counted}" if counted else running.name
+        return f"suite {running.name}: {counted}" if counted else f"suite {running.name}"
 
 
 def run_series(target: Target, names: list[str], run_dir: Path, suite_timeout: float,
