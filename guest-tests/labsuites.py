@@ -85,13 +85,14 @@ def _wait(pid: int, timeout: float) -> int | None:
         time.sleep(POLL)
 
 
-def _read(path: str, keep: int | None = None) -> str | None:
+def _tail(path: str, keep: int) -> str:
+    """The last `keep` bytes of a file ("" when there is none)."""
     try:
         with open(path, "rb") as handle:
             data = handle.read()
     except FileNotFoundError:
-        return None
-    return (data[-keep:] if keep else data).decode(errors="replace")
+        return ""
+    return data[-keep:].decode(errors="replace")
 
 
 def _report(path: str) -> tuple[str | None, str]:
@@ -138,7 +139,7 @@ def run_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool = Fal
     report, refused = _report(junit)
     emit({"event": "suite-end", "suite": name, "rc": rc, "timed_out": rc is None,
           "seconds": round(time.monotonic() - started, 3), "timeout": timeout,
-          "stderr": _read(stderr_path, STDERR_KEPT) or "", "junit": report, "refused": refused})
+          "stderr": _tail(stderr_path, STDERR_KEPT), "junit": report, "refused": refused})
     return rc is not None
 
 

@@ -34,16 +34,17 @@ PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs", "-o", "
 
 
 def series_command(names: list[str], suite_timeout: float, tree: TestTree | None = None, root: str = REMOTE_ROOT,
-                   only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None) -> str:
+                   only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None,
+                   python: str = "python3") -> str:
     """One command running `names` in order in the target, each within `suite_timeout`.
     `only`: the node ids selected in a suite (none: all of it). `repeat`: the run's repetition
-    (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart."""
+    (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart. `python`: the target's."""
     tree = tree or default_tree()
     spec = {"out": out_dir(root), "timeout": suite_timeout, "fresh_python": not ONE_PYTHON,
             "suites": [{"name": name, "args": [*PYTEST_ARGS, *suite_paths(tree, name, only(name))]} for name in names]}
     environment = f"LAB_REPEAT={repeat} " if repeat is not None else ""
     tests = quote_command([tests_dir(root)])
-    return f"cd {tests} && {environment}{quote_command(['python3', RUNNER, json.dumps(spec, sort_keys=True)])}"
+    return f"cd {tests} && {environment}{quote_command([python, RUNNER, json.dumps(spec, sort_keys=True)])}"
 
 
 def total_bound(count: int, suite_timeout: float) -> float:
