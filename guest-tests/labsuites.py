@@ -4,20 +4,25 @@ Under TCG a python start plus `import pytest` costs seconds; a run paid it once 
 it is paid once: each suite is `pytest.main` in a forked child of this process, so every suite
 is still its own pytest session (its own session fixtures, JUnit file and exit status), a crash
 or a leak in one cannot reach the next, and a suite over its time is killed with all it started.
+Suites run side by side, one per CPU (`jobs`; 1: one after the other): under TCG a suite keeps
+one vCPU busy and leaves the other idle.
 
-stdout carries pytest's output and, on lines of their own, `@@lab-suite <json>` events the host
-splits the stream by: `suite-start`, then `suite-end` with the exit status, whether it timed
-out, its stderr and its JUnit XML (so a guest that dies in a later suite has already sent the
-earlier suites' reports). Usage: python3 labsuites.py '<json spec>' (see run/series.py).
+stdout carries only `@@lab-suite <json>` event lines the host splits the stream by: a
+`series-start` (how many suites run at once), then per suite `suite-start`, `output` (what its
+pytest printed, as it came) and `suite-end` with the exit status, whether it timed out, its
+stderr and its JUnit XML (so a guest that dies in a later suite has already sent the earlier
+suites' reports). Usage: python3 labsuites.py '<json spec>' (see run/series.py).
 """
 from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import stat
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 PREFIX = "@@lab-suite "
@@ -25,12 +30,12 @@ POLL = 0.05  # seconds between looks at a running suite
 STDERR_KEPT = 65536  # the tail of a suite's stderr sent with its end (bytes)
 REPORT_CAP = 64 << 20  # a JUnit report larger than this is refused (the lab's download cap)
 
-_running: int | None = None  # the process group of the suite running now
+_running: dict[int, str] = {}  # the process groups of the suites running now
 
 
 def emit(event: dict[str, Any]) -> None:
-    # A killed suite may have left half a line: the event starts one of its own.
-    sys.stdout.write("\n" + PREFIX + json.dumps(event, sort_keys=True) + "\n")
+    # Everything on this stdout is an event line: a suite's own output comes inside `output`.
+    sys.stdout.write(PREFIX + json.dumps(event, sort_keys=True) + "\n")
     sys.stdout.flush()
 
 
@@ -43,8 +48,8 @@ def _kill_group(pgid: int) -> None:
 
 def _stop(signum: int, frame: object) -> None:
     # The target's own bound (timeout(1)) or a hang-up: the running suite goes with us.
-    if _running is not None:
-        _kill_group(_running)
+    for pgid in list(_running):
+        _kill_group(pgid)
     os._exit(128 + signum)
 
 
@@ -69,20 +74,6 @@ def _child(args: list[str], stderr_path: str, fresh: bool) -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _wait(pid: int, timeout: float) -> int | None:
-    """The child's exit status, or None when it ran past `timeout` (then it is killed)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return os.waitstatus_to_exitcode(status)
-        if time.monotonic() >= deadline:
-            _kill_group(pid)
-            os.waitpid(pid, 0)
-            return None
-        time.sleep(POLL)
 
 
 def _tail(path: str, keep: int) -> str:
@@ -112,9 +103,23 @@ def _report(path: str) -> tuple[str | None, str]:
     return data.decode(errors="replace"), ""
 
 
-def run_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool = False) -> bool:
-    """One suite in a child; its end event sent. False when it timed out (the series stops)."""
-    global _running
+@dataclass
+class Running:
+    """A suite's pytest in its child: its process group, its stdout pipe, its bound."""
+
+    name: str
+    pid: int
+    fd: int | None  # the read end of the child's stdout; None once drained to its end
+    started: float
+    timeout: float
+    junit: str
+    stderr_path: str
+    rc: int | None = None
+    exited: bool = False
+
+
+def start_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool) -> Running:
+    """Fork one suite's pytest with its stdout into a pipe of its own; say it started."""
     name = str(suite["name"])
     junit = f"{out}/{name}.xml"
     stderr_path = f"{out}/{name}.stderr"
@@ -123,24 +128,103 @@ def run_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool = Fal
             os.unlink(stale)
     args = [*suite["args"], f"--junitxml={junit}"]
     emit({"event": "suite-start", "suite": name})
-    started = time.monotonic()
-    sys.stdout.flush()
+    read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
+        os.close(read_fd)
+        os.dup2(write_fd, 1)
+        os.close(write_fd)
         _child(args, stderr_path, fresh)
+    os.close(write_fd)
     try:
         os.setpgid(pid, pid)  # as the child does: whichever runs first, the group exists before any kill
     except (ProcessLookupError, PermissionError):
         pass  # already exited, or already its own group leader
-    _running = pid
-    rc = _wait(pid, timeout)
-    _kill_group(pid)  # whatever the suite started and left behind
-    _running = None
-    report, refused = _report(junit)
-    emit({"event": "suite-end", "suite": name, "rc": rc, "timed_out": rc is None,
-          "seconds": round(time.monotonic() - started, 3), "timeout": timeout,
-          "stderr": _tail(stderr_path, STDERR_KEPT), "junit": report, "refused": refused})
-    return rc is not None
+    _running[pid] = name
+    return Running(name, pid, read_fd, time.monotonic(), timeout, junit, stderr_path)
+
+
+def _forward(suite: Running, chunk: bytes) -> None:
+    # surrogateescape: the host gets the suite's exact bytes back, a split UTF-8 character too.
+    emit({"event": "output", "suite": suite.name, "text": chunk.decode("utf-8", "surrogateescape")})
+
+
+def _drain(suite: Running) -> None:
+    """What the ended suite left in its pipe, without waiting: a process that escaped its group
+    may hold the pipe open for ever."""
+    if suite.fd is None:
+        return
+    os.set_blocking(suite.fd, False)
+    try:
+        while chunk := os.read(suite.fd, 65536):
+            _forward(suite, chunk)
+    except BlockingIOError:
+        pass
+    os.close(suite.fd)
+    suite.fd = None
+
+
+def end_suite(suite: Running) -> None:
+    """The suite's child is gone (or over its bound: killed now): what it started goes too; its
+    last output, then its end event with its report."""
+    if not suite.exited:
+        _kill_group(suite.pid)
+        os.waitpid(suite.pid, 0)
+    _kill_group(suite.pid)  # whatever the suite started and left behind
+    _running.pop(suite.pid, None)
+    _drain(suite)
+    report, refused = _report(suite.junit)
+    emit({"event": "suite-end", "suite": suite.name, "rc": suite.rc, "timed_out": not suite.exited,
+          "seconds": round(time.monotonic() - suite.started, 3), "timeout": suite.timeout,
+          "stderr": _tail(suite.stderr_path, STDERR_KEPT), "junit": report, "refused": refused})
+
+
+def _poll(running: list[Running]) -> list[Running]:
+    """Forward what the running suites printed (waiting at most POLL); the ones that ended."""
+    fds = {suite.fd: suite for suite in running if suite.fd is not None}
+    if fds:
+        readable, _, _ = select.select(list(fds), [], [], POLL)
+        for fd in readable:
+            suite = fds[fd]
+            chunk = os.read(fd, 65536)
+            if chunk:
+                _forward(suite, chunk)
+            else:
+                os.close(fd)
+                suite.fd = None
+    else:
+        time.sleep(POLL)
+    ended = []
+    now = time.monotonic()
+    for suite in running:
+        done, status = os.waitpid(suite.pid, os.WNOHANG)
+        if done:
+            suite.exited, suite.rc = True, os.waitstatus_to_exitcode(status)
+            ended.append(suite)
+        elif now >= suite.started + suite.timeout:
+            ended.append(suite)  # over its bound: end_suite kills it
+    return ended
+
+
+def run_suites(suites: list[dict[str, Any]], out: str, timeout: float, jobs: int, fresh: bool = False) -> None:
+    """The suites in order, `jobs` of them at a time, each within `timeout`. A suite that timed out
+    stops the series there (the ones running go on to their end; no other starts)."""
+    waiting = list(suites)
+    running: list[Running] = []
+    stopped = False
+    while running or (waiting and not stopped):
+        while waiting and not stopped and len(running) < jobs:
+            running.append(start_suite(waiting.pop(0), out, timeout, fresh))
+        for suite in _poll(running):
+            end_suite(suite)
+            running.remove(suite)
+            stopped = stopped or not suite.exited
+
+
+def suites_at_once(asked: int, count: int) -> int:
+    """`asked` (0: one per CPU this process may use), never more than there are suites."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(asked or cpus, count))
 
 
 def _preload() -> None:
@@ -169,9 +253,10 @@ def main(argv: list[str]) -> int:
         return 3
     _preload()
 
-    for suite in spec["suites"]:
-        if not run_suite(suite, spec["out"], float(spec["timeout"]), bool(spec.get("fresh_python"))):
-            break
+    suites = list(spec["suites"])
+    jobs = suites_at_once(int(spec.get("jobs", 1)), len(suites))
+    emit({"event": "series-start", "jobs": jobs})
+    run_suites(suites, spec["out"], float(spec["timeout"]), jobs, bool(spec.get("fresh_python")))
     return 0
 
 

@@ -72,9 +72,12 @@ def test_a_bound_that_is_not_a_positive_number_is_refused(option: str, value: st
     ["matrix", "--kernel", "debian:6.1", "--jobs", "-3"],
     ["kernel", "build", "--source", "debian:6.1", "--jobs", "0"],
     ["validate", "--source", "debian:6.1", "--patch", "x.patch", "--jobs", "two"],
-], ids=["matrix 0", "matrix -3", "kernel build 0", "validate two"])
+    ["run", "--suite-jobs", "0"],
+    ["run", "--target", "ssh://root@box", "--suite-jobs", "-1"],
+], ids=["matrix 0", "matrix -3", "kernel build 0", "validate two", "run suite jobs 0", "target suite jobs -1"])
 def test_a_job_number_below_one_is_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    assert "--jobs" in parse_error(argv, capsys)
+    option = next(word for word in argv if word.endswith("-jobs"))
+    assert option in parse_error(argv, capsys)
 
 
 @pytest.mark.parametrize("port", ["0", "70000", "-1", "gdb"])

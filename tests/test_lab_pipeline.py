@@ -168,7 +168,7 @@ class World:
     def _run_series(self, target: object, names: list[str], run_dir: Path, timeout: float,
                     started: Callable[[str], None], finished: Callable[[SuiteResult], None], tree: object = None,
                     root: str = runner.REMOTE_ROOT, only: Callable[[str], tuple[str, ...]] = lambda name: (),
-                    repeat: int | None = None, watch: object = None) -> str:
+                    repeat: int | None = None, watch: object = None, jobs: int | None = None) -> str:
         """As the series runner: each suite started, run (by _run_suite) and finished in turn; a
         timed-out suite ends the series."""
         for name in names:

@@ -107,12 +107,13 @@ FACTS = TargetFacts(release="6.1.0-fake", version="#1 SMP fake", machine="x86_64
 
 
 def execute(tmp_path: Path, here: HereTarget, tree: runner.TestTree, suites: list[str],
-            suite_timeout: float = 60) -> RunOutcome:
+            suite_timeout: float = 60, suite_jobs: int | None = None) -> RunOutcome:
     request = TargetRunRequest(SshUrl("root", "box", 2222), suites, tmp_path / "results",
-                               Timeouts().with_suite(suite_timeout), tree=tree)
+                               Timeouts().with_suite(suite_timeout), tree=tree, suite_jobs=suite_jobs)
     seen: list[SuiteResult] = []
     outcome = target_run.execute(request, here, FACTS, lambda message: None, seen.append)
-    assert [s.name for s in seen] == [s.name for s in outcome.suites]
+    assert sorted(s.name for s in seen) == sorted(s.name for s in outcome.suites)  # seen as they ended
+    assert [s.name for s in outcome.suites] == [name for name in suites if name in {s.name for s in seen}]
     return outcome
 
 
@@ -183,12 +184,24 @@ def test_a_failing_test_fails_the_run(tmp_path: Path, here: HereTarget, tree: ru
 def test_a_suite_over_its_bound_times_out_and_the_directory_still_goes(tmp_path: Path, here: HereTarget,
                                                                        tree: runner.TestTree) -> None:
     started = time.monotonic()
-    outcome = execute(tmp_path, here, tree, ["slow", "good"], suite_timeout=3)
+    outcome = execute(tmp_path, here, tree, ["slow", "good"], suite_timeout=3, suite_jobs=1)
     assert time.monotonic() - started < 30
     assert outcome.outcome is Outcome.TIMED_OUT
     assert outcome.reason.startswith("suite slow: timed out")
     assert [s.name for s in outcome.suites] == ["slow"]  # nothing runs after a suite that hung
+    assert outcome.record.metadata.suites_at_once == 1
     assert list((tmp_path / "remote-tmp").iterdir()) == []
+
+
+def test_a_suite_beside_one_that_hangs_is_whole_and_the_record_keeps_the_asked_order(
+        tmp_path: Path, here: HereTarget, tree: runner.TestTree) -> None:
+    outcome = execute(tmp_path, here, tree, ["slow", "good"], suite_timeout=3, suite_jobs=2)
+    assert outcome.outcome is Outcome.TIMED_OUT and outcome.reason.startswith("suite slow: timed out")
+    slow, good = outcome.suites  # good ended first; the record lists them as asked
+    assert good.ok and slow.error.startswith("timed out")
+    assert outcome.record.metadata.suites_at_once == 2
+    results = json.loads((outcome.record.directory / "results.json").read_text())
+    assert [s["suite"] for s in results["suites"]] == ["slow", "good"]
 
 
 def test_the_target_itself_stops_a_command_past_its_bound(tmp_path: Path, klog: Path) -> None:

@@ -109,7 +109,7 @@ ROUND_TRIPS = {
                      "--cmdline", "console=ttyS0 quiet lab.x='a b'", "--suite-timeout", "42", "--boot-timeout", "7.5",
                      "--ssh-timeout", "9", "--command-timeout", "11", "--probe-timeout", "3", "--run-timeout", "900",
                      "--allow-splat", r"WARNING: .* at kernel/bpf/\w+\.c", "--allow-splat", "it's $HOME `x`",
-                     "--deny-splat=-EFAULT"],
+                     "--deny-splat=-EFAULT", "--suite-jobs", "1"],
     "a debian flavour": ["run", "--kernel", "debian:6.1:rt-amd64", "--accel", "kvm"],
     "a build": ["run", "--kernel", "build:6.1.192-42e5948d8e60", "--suite", "dump"],
     "a relative kernel path": ["run", "--kernel", "kernels/bzImage", "--modules", "kernels/mods", "--config", "kernels/cfg",

@@ -105,6 +105,23 @@ def test_hangs():
     time.sleep(60)
 '''
 
+# Two suites that can only pass side by side: each waits for the other to have started.
+MEETS = '''\
+import os
+import time
+
+
+def test_meets_the_other_suite():
+    name = __name__.rsplit("_", 1)[-1]
+    other = "b" if name == "a" else "a"
+    open(f"{name}.here", "w").close()
+    deadline = time.monotonic() + 20
+    while not os.path.exists(f"{other}.here"):
+        assert time.monotonic() < deadline, f"suite {other} never ran beside {name}"
+        time.sleep(0.05)
+    print(f"met in {name}", flush=True)
+'''
+
 LINKS_ITS_REPORT = '''\
 import os
 
@@ -130,11 +147,14 @@ def guest_tests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tree / "suites" / "test_dies.py").write_text(DIES)
     (tree / "suites" / "test_slow.py").write_text(SLOW)
     (tree / "suites" / "test_links.py").write_text(LINKS_ITS_REPORT)
+    (tree / "suites" / "test_meet_a.py").write_text(MEETS)
+    (tree / "suites" / "test_meet_b.py").write_text(MEETS)
     (tree / "__pycache__").mkdir()
     (tree / "__pycache__" / "junk.pyc").write_bytes(b"junk")
     monkeypatch.setattr(runner, "GUEST_TESTS_DIR", tree)
     monkeypatch.setattr(runner, "SUITES", {"fake": "suites/test_fake.py", "dies": "suites/test_dies.py",
-                                           "slow": "suites/test_slow.py", "links": "suites/test_links.py"})
+                                           "slow": "suites/test_slow.py", "links": "suites/test_links.py",
+                                           "meet_a": "suites/test_meet_a.py", "meet_b": "suites/test_meet_b.py"})
     return tree
 
 
@@ -248,11 +268,11 @@ def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -
     old_report.write_text("<testsuite/>")
 
     count = runner.ship(target, 30)
-    assert count == 8  # pytest.ini, conftest.py, labstream.py, labsuites.py and four suites; no __pycache__
+    assert count == 10  # pytest.ini, conftest.py, labstream.py, labsuites.py and six suites; no __pycache__
     remote = target.local(runner.REMOTE_TESTS)
     assert sorted(str(p.relative_to(remote)) for p in remote.rglob("*") if p.is_file()) == [
         "conftest.py", "labstream.py", "labsuites.py", "pytest.ini", "suites/test_dies.py", "suites/test_fake.py", "suites/test_links.py",
-        "suites/test_slow.py"]
+        "suites/test_meet_a.py", "suites/test_meet_b.py", "suites/test_slow.py"]
     assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
     assert target.local(runner.REMOTE_OUT).is_dir()
     assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
@@ -389,6 +409,55 @@ def test_the_suites_of_one_series_are_each_their_own_pytest_session(guest_tests:
     assert fake.pytest_rc == 1 and len(fake.records) == 4 and fake.properties == {"kernel_release": "6.1.0-fake"}
     assert "1 failed, 2 passed, 1 skipped" in (run_dir / "fake.log").read_text()
     assert "1 failed" not in (run_dir / "dies.log").read_text()
+
+
+def test_suites_run_side_by_side_each_with_its_own_log_and_report(guest_tests: Path, target: LocalTarget,
+                                                                  run_dir: Path) -> None:
+    """With two jobs the runner runs two suites at once (each waits for the other to have
+    started); each still has its own log, report and exit status."""
+    runner.ship(target, 30)
+    got: list[SuiteResult] = []
+    sinks: list[series.SeriesSink] = []
+    series.run_series(target, ["meet_a", "meet_b", "fake"], run_dir, 60, lambda name: None, got.append,
+                      watch=sinks.append, jobs=2)
+    assert sorted(r.name for r in got) == ["fake", "meet_a", "meet_b"] and sinks[0].jobs == 2
+    by_name = {r.name: r for r in got}
+    assert by_name["meet_a"].ok and by_name["meet_b"].ok, [r.error or r.records for r in got]
+    assert by_name["fake"].pytest_rc == 1 and len(by_name["fake"].records) == 4
+    logs = {name: (run_dir / f"{name}.log").read_text() for name in by_name}
+    assert "test_meet_a.py::" in logs["meet_a"] and "test_meet_b.py::" not in logs["meet_a"]
+    assert "test_meet_b.py::" in logs["meet_b"] and "test_meet_a.py::" not in logs["meet_b"]
+    assert "test_meet_" not in logs["fake"] and "1 failed, 2 passed, 1 skipped" in logs["fake"]
+
+
+def test_one_job_runs_the_suites_one_after_the_other(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    got: list[SuiteResult] = []
+    series.run_series(target, ["meet_a", "fake"], run_dir, 60, lambda name: None, got.append, jobs=1)
+    meet_a, fake = got
+    assert "suite b never ran beside a" in meet_a.records[0].message  # alone: the other never came
+    assert fake.pytest_rc == 1
+
+
+def test_a_suite_timed_out_beside_others_leaves_them_whole(guest_tests: Path, target: LocalTarget,
+                                                          run_dir: Path) -> None:
+    runner.ship(target, 30)
+    got: list[SuiteResult] = []
+    series.run_series(target, ["slow", "fake", "dies"], run_dir, 4, lambda name: None, got.append, jobs=2)
+    by_name = {r.name: r for r in got}
+    assert sorted(by_name) == ["dies", "fake", "slow"]  # fake and dies ran in the other lane, one after the other
+    assert by_name["fake"].pytest_rc == 1 and len(by_name["fake"].records) == 4
+    assert by_name["dies"].pytest_rc == 3
+    assert by_name["slow"].error.startswith("timed out: suite slow") and by_name["slow"].pytest_rc is None
+
+
+def test_no_suite_starts_after_one_timed_out(guest_tests: Path, target: LocalTarget, run_dir: Path) -> None:
+    runner.ship(target, 30)
+    got: list[SuiteResult] = []
+    series.run_series(target, ["slow", "meet_a", "fake"], run_dir, 3, lambda name: None, got.append, jobs=2)
+    assert sorted(r.name for r in got) == ["meet_a", "slow"]  # both over their bound; fake never started
+    assert all(r.error.startswith("timed out") for r in got)
+    assert not (run_dir / "fake.log").exists()
 
 
 def test_a_python_per_suite_gives_the_same_results_as_one_python(guest_tests: Path, target: LocalTarget,

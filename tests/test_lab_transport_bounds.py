@@ -415,9 +415,74 @@ def test_a_line_without_its_newline_yet_is_in_the_log_at_once(tmp_path: Path) ->
     sink.write(b"@@lab-su")  # mid-line: text, not an event that may be starting
     assert (tmp_path / "maps.log").read_text().endswith("}\n.@@lab-su")
     sink.write(b"ite \n" + event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[:30])
-    assert sink.running is not None  # the end line is held until it is whole
+    assert "maps" in sink.running  # the end line is held until it is whole
     sink.write(event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[30:])
-    assert sink.running is None and [r.name for r in sink.results] == ["maps"]
+    assert not sink.running and [r.name for r in sink.results] == ["maps"]
+
+
+def output(suite: str, text: bytes) -> bytes:
+    """An `output` event of the runner: a piece of what the suite's pytest printed."""
+    return event(event="output", suite=suite, text=text.decode("utf-8", "surrogateescape"))[1:]
+
+
+def test_suites_side_by_side_each_get_their_own_output_and_report(tmp_path: Path) -> None:
+    """Two suites running at once in the target: their output, interleaved in the stream (even
+    mid-line, even mid-character), is split back into each one's log exactly."""
+    stream = (event(event="series-start", jobs=2)[1:] + event(event="suite-start", suite="maps")[1:]
+              + event(event="suite-start", suite="pin")[1:]
+              + output("maps", stream_line("test_a.py::test_ok", "start")[:-1]) + output("pin", b"pin says \xc3")
+              + output("maps", b"\n" + stream_line("test_a.py::test_ok")) + output("pin", b"\xa9 \xff\n")
+              + event(event="suite-end", suite="pin", rc=0, timed_out=False, seconds=0.5, stderr="", junit=JUNIT)[1:]
+              + output("maps", b"1 passed in 0.10s\n")
+              + event(event="suite-end", suite="maps", rc=0, timed_out=False, seconds=0.7, stderr="", junit=JUNIT)[1:])
+    target = ScriptedTarget(stream, chunk=5)
+    got: list[SuiteResult] = []
+    sinks: list[series.SeriesSink] = []
+    series.run_series(target, ["maps", "pin"], tmp_path, 300, lambda name: None, got.append, watch=sinks.append)
+    assert [r.name for r in got] == ["pin", "maps"] and all(r.ok for r in got)  # in the order they ended
+    assert (tmp_path / "pin.log").read_bytes() == b"pin says \xc3\xa9 \xff\n"
+    maps_log = (tmp_path / "maps.log").read_text()
+    assert "pin says" not in maps_log and "@@lab-suite" not in maps_log and maps_log.endswith("1 passed in 0.10s\n")
+    assert sinks[0].jobs == 2 and not sinks[0].preamble
+
+
+def test_the_deadline_of_suites_side_by_side_is_the_earliest_running_ones(tmp_path: Path) -> None:
+    sink = series.SeriesSink(tmp_path, ["maps", "dump", "pin"], 100, lambda name: None, lambda result: None)
+    sink.write(event(event="suite-start", suite="maps")[1:])
+    first = sink.deadline()
+    time.sleep(0.05)
+    sink.write(event(event="suite-start", suite="dump")[1:])
+    assert sink.deadline() == first  # maps' bound still decides
+    sink.write(event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[1:])
+    time.sleep(0.05)
+    sink.write(event(event="suite-start", suite="pin")[1:])
+    later = sink.deadline()
+    assert later is not None and first is not None and later > first  # now dump's, started after maps
+    assert later == sink.running["dump"].started + 100 + series.HOST_SLACK
+
+
+def test_the_progress_line_shows_each_running_suite(tmp_path: Path) -> None:
+    sink = series.SeriesSink(tmp_path, ["maps", "pin"], 100, lambda name: None, lambda result: None)
+    shown = series.SeriesProgress()
+    shown.watch(sink)
+    assert shown() is None  # nothing running yet
+    collected = b'@@lab-test {"count": 2, "event": "collected"}\n'
+    sink.write(event(event="suite-start", suite="maps")[1:] + event(event="suite-start", suite="pin")[1:]
+               + output("maps", collected + stream_line("test_a.py::test_ok")) + output("pin", collected))
+    assert shown() == "suite maps: 1 of 2 tests; suite pin: 0 of 2 tests"
+    sink.write(event(event="suite-end", suite="maps", rc=0, junit=JUNIT, stderr="")[1:])
+    assert shown() == "suite pin: 0 of 2 tests"
+
+
+def test_a_target_that_dies_with_two_suites_running_cuts_both(tmp_path: Path) -> None:
+    stream = (event(event="suite-start", suite="maps")[1:] + event(event="suite-start", suite="dump")[1:]
+              + output("maps", stream_line("test_a.py::test_ok", "start") + stream_line("test_a.py::test_ok"))
+              + output("dump", stream_line("test_a.py::test_more", "start")))
+    got = series_of(ScriptedTarget(stream, ConnectionLost("gone")), tmp_path, ["maps", "dump", "pin"])
+    assert [(r.name, r.lost, r.error) for r in got] == [("maps", True, "lost connection: gone"),
+                                                        ("dump", True, "lost connection: gone")]
+    assert [(r.name, r.outcome) for r in got[0].records] == [("test_a.py::test_ok", "passed")]
+    assert [(r.name, r.outcome) for r in got[1].records] == [("test_a.py::test_more", "error")]
 
 
 def test_event_lines_of_no_requested_suite_are_only_output(tmp_path: Path) -> None:

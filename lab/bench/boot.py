@@ -4,10 +4,11 @@ Run as `python -m lab.bench.boot [--kernel SPEC] [--boots N] [--runs N]`. Each f
 median of N real boots/runs; the accelerator is printed with them, because TCG and KVM
 differ by an order of magnitude. Boots are measured cold and restored from a snapshot (with
 QEMU's resident memory), and so is `lab boot --command true` as a whole process. The first run starts without the guest's kept bytecode
-(run/bytecode.py), the others with it; the suites run in one python (run/series.py), then as
-many runs again with a python per suite (the way before it), and each kind is printed; so are
-the suites' own seconds in the guest beside the same suites run natively on the host kernel by
-the same runner (as root; skipped otherwise).
+(run/bytecode.py), the others with it; the suites run side by side in one python (run/series.py,
+the default), then as many runs again one suite at a time (`--suite-jobs 1`), and again with a
+python per suite one at a time (the way before both), and each kind is printed; so are the
+suites' own seconds in the guest beside the same suites run natively on the host kernel by the
+same runner (as root; skipped otherwise).
 """
 from __future__ import annotations
 
@@ -33,6 +34,11 @@ from ..run.suites import SUITES, default_tree
 from ..vm import accel
 from ..vm.boot import booted
 from .timing import timed_lab
+
+
+# How the suites run in the guest: a name, --suite-jobs (None: one per CPU) and one python or not.
+RUN_MODES: list[tuple[str, int | None, bool]] = [
+    ("side by side", None, True), ("one at a time", 1, True), ("a python per suite, one at a time", 1, False)]
 
 
 def _quiet(message: str) -> None:
@@ -78,32 +84,33 @@ def main(argv: list[str] | None = None) -> int:
             whole = [timed_lab(["boot", *extra, "--command", "true"], "bench") for _ in range(args.boots)]
             print(describe(f"lab boot --command true, {name}", whole), flush=True)
         # The first run compiles the suites in the guest, as after any change to guest-tests/; then
-        # the suites in one python (the runner's way), then a python per suite (the way before it).
+        # the suites side by side in one python (the runner's way), one at a time, and one at a
+        # time with a python per suite (the way before the runner).
         shutil.rmtree(cache / "bytecode" / bytecode.cache_key(default_tree(), prepared.image.digest),
                       ignore_errors=True)
         runs: dict[str, list[float]] = {}
         in_guest: dict[str, list[float]] = {}
-        for index in range(2 * args.runs):
-            series.ONE_PYTHON = index < args.runs
-            started = time.monotonic()
-            again = assets.prepare(spec, cache, _quiet)
-            request = RunRequest(spec, args.kernel, list(SUITES), "auto", tmp / "results")
-            result = guest.execute(request, again, cache, _quiet, lambda suite: None)
-            seconds = time.monotonic() - started
-            if result.outcome is not Outcome.PASSED:
-                print(f"bench: run {index} ended {result.outcome.value}: {result.reason}", file=sys.stderr)
-                return 1
-            restored = bool(result.record.metadata.recorded("bytecode")["restored"])
-            kind = f"{'one python' if series.ONE_PYTHON else 'a python per suite'}, bytecode " + \
-                ("restored" if restored else "compiled")
-            runs.setdefault(kind, []).append(seconds)
-            in_guest.setdefault(kind, []).append(suites_seconds(result.record.directory))
+        for mode, jobs, one_python in RUN_MODES:
+            for _ in range(args.runs):
+                series.ONE_PYTHON = one_python
+                started = time.monotonic()
+                again = assets.prepare(spec, cache, _quiet)
+                request = RunRequest(spec, args.kernel, list(SUITES), "auto", tmp / "results", suite_jobs=jobs)
+                result = guest.execute(request, again, cache, _quiet, lambda suite: None)
+                seconds = time.monotonic() - started
+                if result.outcome is not Outcome.PASSED:
+                    print(f"bench: a run ({mode}) ended {result.outcome.value}: {result.reason}", file=sys.stderr)
+                    return 1
+                restored = bool(result.record.metadata.recorded("bytecode")["restored"])
+                kind = f"{mode}, bytecode {'restored' if restored else 'compiled'}"
+                runs.setdefault(kind, []).append(seconds)
+                in_guest.setdefault(kind, []).append(suites_seconds(result.record.directory))
         series.ONE_PYTHON = True
         for kind in runs:
             print(describe(f"whole-run, {kind}", runs[kind]), flush=True)
             print(describe(f"  suites in the guest, {kind}", in_guest[kind]), flush=True)
         if args.runs:
-            print_native_comparison(statistics.median(in_guest.get("one python, bytecode restored")
+            print_native_comparison(statistics.median(in_guest.get(f"{RUN_MODES[0][0]}, bytecode restored")
                                                       or next(iter(in_guest.values()))), tmp)
     return 0
 
@@ -113,7 +120,7 @@ def print_native_comparison(guest_seconds: float, tmp: Path) -> None:
     if native is None:
         print("suites natively on the host kernel: skipped (needs root for bpf(2))")
         return
-    print(f"suites natively on the host kernel: {native:.1f} s, by the same runner (one python); "
+    print(f"suites natively on the host kernel: {native:.1f} s, by the same runner (one python, side by side); "
           f"the guest takes {guest_seconds / native:.1f}x that")
 
 

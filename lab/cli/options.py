@@ -111,6 +111,11 @@ def add_selection(parser: argparse.ArgumentParser) -> None:
                         help="ship this directory instead of the lab's guest-tests/ (laid out like it: suites/<name>/)")
 
 
+def add_suite_jobs(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--suite-jobs", type=count, metavar="N",
+                        help="suites run at once in the target (default: one per CPU of it; 1: one after the other)")
+
+
 def add_repeat(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--repeat", type=count, default=1, metavar="N",
                         help=f"run {what} N times; a test whose outcome or behaviour differs between them is flaky")

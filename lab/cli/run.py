@@ -31,6 +31,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_run_bounds(run)
     options.add_selection(run)
     options.add_repeat(run, "the suites")
+    options.add_suite_jobs(run)
     # A child run of `lab matrix/validate/bisect --repeat`: this one run is repetition I (LAB_REPEAT=I).
     run.add_argument("--repetition", type=options.count, help=argparse.SUPPRESS)
     target_cli.add_target_args(run)
@@ -62,7 +63,7 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: 
                          probe_timeout=args.probe_timeout, snapshot=not args.no_snapshot,
                          splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
                          tree=planned.tree, tree_given=planned.tree is not None, selection=planned.selection,
-                         repeat=repeat)
+                         repeat=repeat, suite_jobs=args.suite_jobs)
     table = SuiteTable(log)
     outcome = guest.execute(request, prepared, cache, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,

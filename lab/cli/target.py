@@ -70,7 +70,8 @@ def run_on_target(args: argparse.Namespace, log: Log, planned: options.Planned, 
                                    SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
                                    tree=planned.tree, key=key,
                                    known_hosts=Path(args.known_hosts) if args.known_hosts else None,
-                                   selection=planned.selection, repeat=repeat, tree_given=planned.tree is not None)
+                                   selection=planned.selection, repeat=repeat, tree_given=planned.tree is not None,
+                                   suite_jobs=args.suite_jobs)
         table = SuiteTable(log)
         outcome = target_run.execute(request, target, facts, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,

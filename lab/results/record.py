@@ -14,7 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ..core.errors import InfraError
 from ..core.files import safe_name, write_json_atomic
@@ -64,6 +64,7 @@ class RunMetadata:
     boot: dict[str, object] = NOT_RECORDED  # QEMU runs: cold or restored from a snapshot (vm/snapshot.py)
     bytecode: dict[str, bool] = NOT_RECORDED  # QEMU runs: the last run's bytecode restored / this run's kept
     remote_dir: str = NOT_RECORDED
+    suites_at_once: int = NOT_RECORDED  # how many suites the target's runner ran side by side
     dmesg_run_starts_at_line: int | None = NOT_RECORDED
     lava: dict[str, object] = NOT_RECORDED  # `lab lava-run`: the job and what lava-run said
     reason: str = NOT_RECORDED
@@ -79,6 +80,11 @@ class RunMetadata:
         """A field's value, or None if the run has not recorded it."""
         value = getattr(self, name)
         return None if value is NOT_RECORDED else value
+
+
+def suite_order(names: list[str]) -> Callable[[SuiteResult], int]:
+    """A sort key putting suites in the order of `names` (others last)."""
+    return lambda suite: names.index(suite.name) if suite.name in names else len(names)
 
 
 def new_run_id(kernel_label: str) -> str:
@@ -143,8 +149,12 @@ class RunRecord:
             {"status": "failed", "seconds": seconds, "error": error}
         self.save()
 
-    def add_suite(self, suite: SuiteResult) -> None:
+    def add_suite(self, suite: SuiteResult, order: list[str] | None = None) -> None:
+        """A suite's result, saved at once; kept in `order` (the requested one: suites side by
+        side end in any order), else in the order they came."""
         self.suites.append(suite)
+        if order:
+            self.suites.sort(key=suite_order(order))
         self._save_results()
         junit.write_merged(self.directory, self.suites)  # after each suite, so a cut-short run has it too
 

@@ -103,7 +103,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 restored = bytecode.restore(target, cache, bytecode_key, timeouts.command)
             record.update(bytecode={"restored": restored})
             run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log,
-                                  selection=request.selection, repeat=request.repeat)
+                                  selection=request.selection, repeat=request.repeat, jobs=request.suite_jobs)
             if not restored and not any(s.error for s in suites):
                 keep_bytecode(target, cache, bytecode_key, timeouts.command, record, log)
         # QEMU has stopped: the console log is complete (or says where not; unwritable: InfraError).

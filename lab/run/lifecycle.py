@@ -17,7 +17,7 @@ from ..core.timeouts import Timeouts
 from ..results import layout
 from ..results.kernel_log import SplatPolicy
 from ..results.model import SuiteResult
-from ..results.record import RunRecord
+from ..results.record import RunRecord, suite_order
 from ..target.base import CommandTimedOut, ConnectionLost, Target
 from . import series
 from . import suites as suite_runner
@@ -116,10 +116,11 @@ def run_deadline(seconds: float | None) -> Iterator[None]:
 def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.TestTree | None, timeouts: Timeouts,
                           record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
                           log: Log, root: str = suite_runner.REMOTE_ROOT, selection: Selection | None = None,
-                          repeat: int | None = None) -> None:
+                          repeat: int | None = None, jobs: int | None = None) -> None:
     """The suites in one command (only the selected tests of each, when there is a selection),
-    each saved and reported as it ends (into suites); a lost connection raises ConnectionLost, a
-    timed-out suite ends the series; then the kernel log into dmesg.txt."""
+    `jobs` at once (None: one per CPU of the target), each saved and reported as it ends (into
+    suites); a lost connection raises ConnectionLost, a timed-out suite ends the series; then the
+    kernel log into dmesg.txt."""
     stages: dict[str, float] = {}
 
     def started(name: str) -> None:
@@ -129,22 +130,32 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
         if result.name in stages:
             record.end_stage(f"suite:{result.name}", stages[result.name])
         suites.append(result)
-        record.add_suite(result)  # saved before anything else can go wrong
+        record.add_suite(result, order=names)  # saved before anything else can go wrong
         progress.wipe()
         on_suite(result)
 
     sink_progress = series.SeriesProgress()
+    sinks: list[series.SeriesSink] = []
+
+    def watch(sink: series.SeriesSink) -> None:
+        sink_progress.watch(sink)
+        sinks.append(sink)
+
     try:
         with record.stage("suites"), progress.showing("", sink_progress):
             truncated = series.run_series(target, names, record.directory, timeouts.suite, started, finished, tree,
                                           root, only=selection.of if selection else lambda name: (), repeat=repeat,
-                                          watch=sink_progress.watch)
+                                          watch=watch, jobs=jobs)
     except BaseException as exc:
         ended = {result.name for result in suites}
         for name, began in stages.items():
             if name not in ended:
                 record.end_stage(f"suite:{name}", began, str(exc))  # the suite it broke off
         raise
+    finally:
+        if sinks and sinks[0].jobs is not None:
+            record.update(suites_at_once=sinks[0].jobs)
+    suites.sort(key=suite_order(names))  # as asked, not as they ended
     if truncated:
         warning = f"suite output truncated ({truncated}); see the suite logs"
         log(f"warning: {warning}")

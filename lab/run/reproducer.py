@@ -74,7 +74,11 @@ def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) 
             argv.append(_option(option, repr(float(value))))
     argv += [_option("--allow-splat", pattern) for pattern in request.splats.allow]
     argv += [_option("--deny-splat", pattern) for pattern in request.splats.deny]
-    return argv
+    return argv + _jobs_argv(request.suite_jobs)
+
+
+def _jobs_argv(jobs: int | None) -> list[str]:
+    return [_option("--suite-jobs", str(jobs))] if jobs is not None else []
 
 
 def _tests_argv(selection: Selection | None, suites: list[str]) -> list[str]:
@@ -101,7 +105,7 @@ def target_argv(request: TargetRunRequest) -> list[str]:
     argv += [_option(option, repr(float(value))) for option, value in bounds.items() if value is not None]
     argv += [_option("--allow-splat", pattern) for pattern in request.splats.allow]
     argv += [_option("--deny-splat", pattern) for pattern in request.splats.deny]
-    return argv
+    return argv + _jobs_argv(request.suite_jobs)
 
 
 def _tree_note(tree: TestTree | None, given: bool = False) -> list[str]:

@@ -36,6 +36,7 @@ class RunRequest:
     snapshot: bool = True  # restore a saved guest of this configuration (or save one); False: --no-snapshot
     selection: Selection | None = None  # --test: only these tests of the suites
     repeat: int | None = None  # this run's number among --repeat N (the guest sees LAB_REPEAT)
+    suite_jobs: int | None = None  # suites at once in the target (--suite-jobs; None: one per CPU)
     tree_given: bool = False  # tree came from --guest-tests (reproducer.sh names it), not from a test
 
 
@@ -53,3 +54,4 @@ class TargetRunRequest:
     selection: Selection | None = None
     repeat: int | None = None
     tree_given: bool = False
+    suite_jobs: int | None = None

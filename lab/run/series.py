@@ -5,7 +5,9 @@ one SuiteResult per suite, each saved as the suite ends.
 Per suite, exactly what a command per suite gave: its log, its JUnit file, its exit status, its
 bound (the target's runner kills a suite over it; a target that cannot, being frozen, is timed
 out here one suite bound after that suite started), and the finished tests of a suite the
-target died in. Only the command's start is paid once instead of once per suite.
+target died in. Only the command's start is paid once instead of once per suite, and suites
+may run side by side (one per CPU of the target by default; `lab run --suite-jobs 1`: one after
+the other): each suite's output comes in `output` events of its own.
 """
 from __future__ import annotations
 
@@ -35,12 +37,13 @@ PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs", "-o", "
 
 def series_command(names: list[str], suite_timeout: float, tree: TestTree | None = None, root: str = REMOTE_ROOT,
                    only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None,
-                   python: str = "python3") -> str:
-    """One command running `names` in order in the target, each within `suite_timeout`.
+                   python: str = "python3", jobs: int | None = None) -> str:
+    """One command running `names` in order in the target, each within `suite_timeout`, `jobs`
+    of them at once (None: one per CPU of the target).
     `only`: the node ids selected in a suite (none: all of it). `repeat`: the run's repetition
     (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart. `python`: the target's."""
     tree = tree or default_tree()
-    spec = {"out": out_dir(root), "timeout": suite_timeout, "fresh_python": not ONE_PYTHON,
+    spec = {"out": out_dir(root), "timeout": suite_timeout, "fresh_python": not ONE_PYTHON, "jobs": jobs or 0,
             "suites": [{"name": name, "args": [*PYTEST_ARGS, *suite_paths(tree, name, only(name))]} for name in names]}
     environment = f"LAB_REPEAT={repeat} " if repeat is not None else ""
     tests = quote_command([tests_dir(root)])
@@ -68,8 +71,9 @@ class _Running:
 
 @dataclass
 class SeriesSink:
-    """The OutputSink of the series command: each suite's lines into its own log, each end made a
-    SuiteResult and handed to `finished` at once (so it is saved before the next suite runs)."""
+    """The OutputSink of the series command: each suite's output into its own log, each end made a
+    SuiteResult and handed to `finished` at once (so it is saved before the next suite ends).
+    Several suites may be running at once (the runner's `jobs`)."""
 
     run_dir: Path
     names: list[str]
@@ -78,13 +82,14 @@ class SeriesSink:
     finished: Callable[[SuiteResult], None]
     results: list[SuiteResult] = field(default_factory=list)
     preamble: bytearray = field(default_factory=bytearray)  # what the runner said outside any suite
-    running: _Running | None = None
+    running: dict[str, _Running] = field(default_factory=dict)
+    jobs: int | None = None  # how many suites the target's runner runs at once (its series-start)
     _pending: bytearray = field(default_factory=bytearray)
     _mid_line: bool = False  # part of the current line has been written out as text
-    _deadline: float = 0.0
+    _idle_deadline: float = 0.0  # while no suite runs: for the next one to start
 
     def __post_init__(self) -> None:
-        self._deadline = time.monotonic() + self.suite_timeout + HOST_SLACK  # for the runner to start
+        self._idle_deadline = time.monotonic() + self.suite_timeout + HOST_SLACK  # for the runner to start
 
     # --- OutputSink --------------------------------------------------------------------------
 
@@ -119,12 +124,15 @@ class SeriesSink:
         if self._pending:
             self._text(bytes(self._pending))
             self._pending = bytearray()
-        if self.running is not None:
-            with local_file(self.running.log, "writing"):
-                self.running.handle.close()
+        for running in self.running.values():
+            with local_file(running.log, "writing"):
+                running.handle.close()
 
     def deadline(self) -> float | None:
-        return self._deadline
+        """One suite bound (and the slack) after the earliest running suite started."""
+        if self.running:
+            return min(running.started for running in self.running.values()) + self.suite_timeout + HOST_SLACK
+        return self._idle_deadline
 
     # --- the stream ---------------------------------------------------------------------------
 
@@ -137,31 +145,39 @@ class SeriesSink:
             if isinstance(event, dict) and event.get("suite") in self.names:
                 self._event(event)
                 return
+            if isinstance(event, dict) and event.get("event") == "series-start" and isinstance(event.get("jobs"), int):
+                self.jobs = int(event["jobs"])
+                return
         self._text(line)
 
-    def _text(self, data: bytes) -> None:
-        if self.running is None:
+    def _text(self, data: bytes, suite: str | None = None) -> None:
+        """A suite's output into its log; text outside `output` events goes to the one suite
+        running (a runner of one suite at a time), else it is the runner's own."""
+        if suite is None and len(self.running) == 1:
+            suite = next(iter(self.running))
+        running = self.running.get(suite) if suite is not None else None
+        if running is None:
             self.preamble += data[:65536 - len(self.preamble)]
             return
-        with local_file(self.running.log, "writing"):
-            self.running.handle.write(data)
-            self.running.handle.flush()
+        with local_file(running.log, "writing"):
+            running.handle.write(data)
+            running.handle.flush()
 
     def _event(self, event: dict[str, object]) -> None:
         name = str(event["suite"])
-        if event.get("event") == "suite-start" and self.running is None:
+        kind = event.get("event")
+        if kind == "output" and name in self.running and isinstance(event.get("text"), str):
+            self._text(str(event["text"]).encode("utf-8", "surrogateescape"), name)
+        elif kind == "suite-start" and name not in self.running and name not in self._ended():
             log = layout.suite_log(self.run_dir, name)
             with local_file(log, "opening"):
                 handle = log.open("ab")
             self.started(name)
-            self.running = _Running(name, time.monotonic(), log, handle)
-            self._deadline = self.running.started + self.suite_timeout + HOST_SLACK
-        elif event.get("event") == "suite-end" and self.running is not None and self.running.name == name:
-            self._end(event)
+            self.running[name] = _Running(name, time.monotonic(), log, handle)
+        elif kind == "suite-end" and name in self.running:
+            self._end(self.running.pop(name), event)
 
-    def _end(self, event: dict[str, object]) -> None:
-        running = self.running
-        assert running is not None
+    def _end(self, running: _Running, event: dict[str, object]) -> None:
         # The target's own measure of the suite (the stream may arrive in bursts); else this side's.
         seconds = event.get("seconds")
         wall = float(seconds) if isinstance(seconds, (int, float)) else time.monotonic() - running.started
@@ -170,8 +186,7 @@ class SeriesSink:
             if stderr:
                 running.handle.write(stderr.encode())
             running.handle.close()
-        self.running = None
-        self._deadline = time.monotonic() + self.suite_timeout + HOST_SLACK
+        self._idle_deadline = time.monotonic() + self.suite_timeout + HOST_SLACK
         rc = event.get("rc")
         code = rc if isinstance(rc, int) else None
         junit = event.get("junit")
@@ -195,85 +210,88 @@ class SeriesSink:
 
     # --- after the command ----------------------------------------------------------------------
 
-    def unfinished(self, why: str, rc: int | None = None, lost: bool = False) -> SuiteResult | None:
-        """The suite the command ended in, else the next one that never started: cut short with why."""
-        if self.running is not None:
-            running, self.running = self.running, None
+    def unfinished(self, why: Callable[[str, bool], str], rc: int | None = None,
+                   lost: bool = False) -> list[SuiteResult]:
+        """The suites the command ended in (why(name, True)), else the next one that never
+        started (why(name, False)): each cut short, keeping its finished tests."""
+        cut = []
+        for running in self.running.values():
             with local_file(running.log, "writing"):
                 running.handle.close()
-            return cut_short(running.log, running.name, time.monotonic() - running.started, why, rc, lost)
-        waiting = self._waiting()
-        if not waiting:
-            return None
-        return cut_short(layout.suite_log(self.run_dir, waiting[0]), waiting[0], 0.0, why, rc, lost)
+            cut.append(cut_short(running.log, running.name, time.monotonic() - running.started,
+                                 why(running.name, True), rc, lost))
+        self.running = {}
+        waiting = [name for name in self.names if name not in self._ended()]
+        if not cut and waiting:
+            cut.append(cut_short(layout.suite_log(self.run_dir, waiting[0]), waiting[0], 0.0,
+                                 why(waiting[0], False), rc, lost))
+        return cut
 
-    def _waiting(self) -> list[str]:
-        ended = {result.name for result in self.results}
-        return [name for name in self.names if name not in ended]
+    def _ended(self) -> set[str]:
+        return {result.name for result in self.results}
 
     @property
     def blamed(self) -> str:
-        """The suite the command is in: the running one, else the next to start."""
-        if self.running is not None:
-            return self.running.name
-        return (self._waiting() or ["runner"])[0]
+        """The suite the command is in: the first running one, else the next to start."""
+        if self.running:
+            return next(iter(self.running))
+        return ([name for name in self.names if name not in self._ended()] or ["runner"])[0]
 
 
 class SeriesProgress:
-    """`suite <name>: <done> of <collected> tests` for the progress line (shown with no label of
-    its own), from the running suite's log."""
+    """`suite <name>: <done> of <collected> tests` for each running suite, for the progress line
+    (shown with no label of its own), from their logs."""
 
     def __init__(self) -> None:
         self._sink: SeriesSink | None = None
-        self._shown: tuple[str, SuiteProgress] | None = None
+        self._shown: dict[str, SuiteProgress] = {}
 
     def watch(self, sink: SeriesSink) -> None:
         self._sink = sink
 
     def __call__(self) -> str | None:
-        running = self._sink.running if self._sink is not None else None
-        if running is None:
+        running = list(self._sink.running.values()) if self._sink is not None else []
+        if not running:
             return None
-        if self._shown is None or self._shown[0] != running.name:
-            self._shown = (running.name, SuiteProgress(running.log))
-        counted = self._shown[1]()
-        return f"suite {running.name}: {counted}" if counted else f"suite {running.name}"
+        parts = []
+        for suite in running:
+            counted = self._shown.setdefault(suite.name, SuiteProgress(suite.log))()
+            parts.append(f"suite {suite.name}: {counted}" if counted else f"suite {suite.name}")
+        return "; ".join(parts)
 
 
 def run_series(target: Target, names: list[str], run_dir: Path, suite_timeout: float,
                started: Callable[[str], None], finished: Callable[[SuiteResult], None],
                tree: TestTree | None = None, root: str = REMOTE_ROOT,
                only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None,
-               watch: Callable[[SeriesSink], None] = lambda sink: None) -> str:
-    """Run the suites; each one's result goes to `finished` as it ends (a timed-out suite ends
-    the series, as do a lost connection and a runner that stopped). Returns the target's note
-    when the output was cut (else "")."""
+               watch: Callable[[SeriesSink], None] = lambda sink: None, jobs: int | None = None) -> str:
+    """Run the suites, `jobs` at once (None: one per CPU of the target); each one's result goes to
+    `finished` as it ends (a timed-out suite ends the series, as do a lost connection and a
+    runner that stopped). Returns the target's note when the output was cut (else "")."""
     sink = SeriesSink(run_dir, names, suite_timeout, started, finished)
     watch(sink)
-    command = series_command(names, suite_timeout, tree, root, only, repeat)
+    command = series_command(names, suite_timeout, tree, root, only, repeat, jobs=jobs)
     try:
         result = target.run(command, total_bound(len(names), suite_timeout), stdout_sink=sink)
     except CommandTimedOut:
-        doing = "finish" if sink.running is not None else "start"
-        cut = sink.unfinished(f"timed out: suite {sink.blamed} did not {doing} within {suite_timeout:.0f} s")
-        if cut is not None:
+        for cut in sink.unfinished(lambda name, running: f"timed out: suite {name} did not "
+                                   f"{'finish' if running else 'start'} within {suite_timeout:.0f} s"):
             finished(cut)
         return ""
     except ConnectionLost as exc:
-        cut = sink.unfinished(f"lost connection: {exc}", lost=True)
-        if cut is not None:
+        lost = f"lost connection: {exc}"
+        for cut in sink.unfinished(lambda name, running: lost, lost=True):
             finished(cut)
         return ""
     finally:
         sink.close()
-    stopped_early = not sink.results or not sink.results[-1].error.startswith("timed out")
-    if len(sink.results) < len(names) and stopped_early:
+    timed_out = any(result.error.startswith("timed out") for result in sink.results)
+    if len(sink.results) < len(names) and not timed_out:
         said = (result.err or sink.preamble.decode(errors="replace")).strip()[-300:]
         log = layout.suite_log(run_dir, sink.blamed)
         with local_file(log, "writing"), log.open("a") as handle:
             handle.write(result.err)  # where the suite's own output would be
-        cut = sink.unfinished(f"the suite runner in the target exited {result.rc} before the suite ended: {said}",
-                              result.rc)
-        if cut is not None:
+        for cut in sink.unfinished(lambda name, running: "the suite runner in the target exited "
+                                   f"{result.rc} before the suite ended: {said}", result.rc):
             finished(cut)
     return result.truncated

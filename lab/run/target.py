@@ -81,7 +81,8 @@ def execute(request: TargetRunRequest, target: Target, facts: TargetFacts, log: 
             record.update(remote_dir=remote_dir)
             suite_runner.ship(target, timeouts.command, request.tree, root=f"{remote_dir}/lab")
         run_suites_then_dmesg(target, request.suites, request.tree, timeouts, record, suites, on_suite, log,
-                              root=f"{remote_dir}/lab", selection=request.selection, repeat=request.repeat)
+                              root=f"{remote_dir}/lab", selection=request.selection, repeat=request.repeat,
+                              jobs=request.suite_jobs)
         dmesg = run_dir / layout.DMESG
         run_log, first_line = lines_after(anchor, dmesg.read_text(errors="replace") if dmesg.exists() else "")
         record.update(dmesg_run_starts_at_line=first_line if dmesg.exists() else None)
