@@ -170,7 +170,11 @@ class World:
                     root: str = runner.REMOTE_ROOT, only: Callable[[str], tuple[str, ...]] = lambda name: (),
                     repeat: int | None = None, watch: object = None, jobs: int | None = None) -> str:
         """As the series runner: each suite started, run (by _run_suite) and finished in turn; a
-        timed-out suite ends the series."""
+        timed-out suite ends the series. The runner said it runs them one at a time."""
+        if callable(watch):
+            sink = series.SeriesSink(run_dir, names, timeout, started, finished)
+            sink.jobs = jobs or 1
+            watch(sink)
         for name in names:
             started(name)
             result = self._run_suite(target, name, run_dir, timeout, tree, root, only=only(name), repeat=repeat)

@@ -154,6 +154,7 @@ METADATA = Obj(
         "boot_to_ssh_seconds": float,
         "ssh_port": int,
         "bytecode": Obj({"restored": bool}, {"kept": bool}),
+        "suites_at_once": int,  # how many suites the target's runner ran side by side
         "boot": Obj({"mode": OneOf(("cold", "restored")), "snapshot": Either((str, None))},
                     {"seconds": float, "saved": bool, "save_seconds": float, "warning": str}),
         "reason": str,
