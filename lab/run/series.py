@@ -221,7 +221,7 @@ class SeriesSink:
             cut.append(cut_short(running.log, running.name, time.monotonic() - running.started,
                                  why(running.name, True), rc, lost))
         self.running = {}
-        waiting = [name for name in self.names if name not in self._ended()]
+        waiting = self._waiting()
         if not cut and waiting:
             cut.append(cut_short(layout.suite_log(self.run_dir, waiting[0]), waiting[0], 0.0,
                                  why(waiting[0], False), rc, lost))
@@ -230,12 +230,16 @@ class SeriesSink:
     def _ended(self) -> set[str]:
         return {result.name for result in self.results}
 
+    def _waiting(self) -> list[str]:
+        """The suites not ended, running or not."""
+        return [name for name in self.names if name not in self._ended()]
+
     @property
     def blamed(self) -> str:
         """The suite the command is in: the first running one, else the next to start."""
         if self.running:
             return next(iter(self.running))
-        return ([name for name in self.names if name not in self._ended()] or ["runner"])[0]
+        return (self._waiting() or ["runner"])[0]
 
 
 class SeriesProgress:
