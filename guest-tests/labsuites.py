@@ -167,10 +167,9 @@ def _drain(suite: Running) -> None:
 def end_suite(suite: Running) -> None:
     """The suite's child is gone (or over its bound: killed now): what it started goes too; its
     last output, then its end event with its report."""
+    _kill_group(suite.pid)  # a suite over its bound; in any case whatever it started and left behind
     if not suite.exited:
-        _kill_group(suite.pid)
         os.waitpid(suite.pid, 0)
-    _kill_group(suite.pid)  # whatever the suite started and left behind
     _running.pop(suite.pid, None)
     _drain(suite)
     report, refused = _report(suite.junit)
