@@ -12,15 +12,24 @@ stdout carries only `@@lab-suite <json>` event lines the host splits the stream 
 pytest printed, as it came) and `suite-end` with the exit status, whether it timed out, its
 stderr and its JUnit XML (so a guest that dies in a later suite has already sent the earlier
 suites' reports). Usage: python3 labsuites.py '<json spec>' (see run/series.py).
+
+With `coverage` in the spec (a kernel built with gcov profiling, `lab run --coverage`), the
+kernel's counters are reset before each suite and sent with its end (a gzipped tar of every
+.gcda under /sys/kernel/debug/gcov, base64), so each suite's coverage is its own. Suites then run
+one after the other: counters are the kernel's, not a process's.
 """
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import select
 import signal
 import stat
+import subprocess
 import sys
+import tarfile
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +38,8 @@ PREFIX = "@@lab-suite "
 POLL = 0.05  # seconds between looks at a running suite
 STDERR_KEPT = 65536  # the tail of a suite's stderr sent with its end (bytes)
 REPORT_CAP = 64 << 20  # a JUnit report larger than this is refused (the lab's download cap)
+
+GCOV = "/sys/kernel/debug/gcov"  # the kernel's gcov counters (CONFIG_GCOV_KERNEL)
 
 _running: dict[int, str] = {}  # the process groups of the suites running now
 
@@ -103,6 +114,37 @@ def _report(path: str) -> tuple[str | None, str]:
     return data.decode(errors="replace"), ""
 
 
+def coverage_ready() -> str:
+    """"" when the kernel's counters can be read (debugfs mounted if it was not); else why not."""
+    if not os.path.isdir(GCOV):
+        subprocess.run(["mount", "-t", "debugfs", "debugfs", "/sys/kernel/debug"], capture_output=True, check=False)
+    if not os.path.isdir(GCOV):
+        return f"no {GCOV} on this kernel (built without CONFIG_GCOV_KERNEL, or debugfs missing)"
+    return ""
+
+
+def reset_counters() -> None:
+    with open(f"{GCOV}/reset", "w") as handle:
+        handle.write("1")
+
+
+def counters() -> str:
+    """Every .gcda the kernel has, as a gzipped tar (paths relative to GCOV), base64."""
+    packed = io.BytesIO()
+    with tarfile.open(fileobj=packed, mode="w:gz") as tar:
+        for directory, _, files in sorted(os.walk(GCOV)):
+            for name in sorted(files):
+                path = os.path.join(directory, name)
+                if not name.endswith(".gcda") or os.path.islink(path):
+                    continue  # the .gcno entries are links to the build's own files
+                with open(path, "rb") as handle:
+                    data = handle.read()
+                info = tarfile.TarInfo(os.path.relpath(path, GCOV))
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    return base64.b64encode(packed.getvalue()).decode()
+
+
 @dataclass
 class Running:
     """A suite's pytest in its child: its process group, its stdout pipe, its bound."""
@@ -116,9 +158,10 @@ class Running:
     stderr_path: str
     rc: int | None = None
     exited: bool = False
+    coverage: bool = False  # the kernel's counters were reset for this suite alone
 
 
-def start_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool) -> Running:
+def start_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool, coverage: bool = False) -> Running:
     """Fork one suite's pytest with its stdout into a pipe of its own; say it started."""
     name = str(suite["name"])
     junit = f"{out}/{name}.xml"
@@ -128,6 +171,8 @@ def start_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool) ->
             os.unlink(stale)
     args = [*suite["args"], f"--junitxml={junit}"]
     emit({"event": "suite-start", "suite": name})
+    if coverage:
+        reset_counters()
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -141,7 +186,7 @@ def start_suite(suite: dict[str, Any], out: str, timeout: float, fresh: bool) ->
     except (ProcessLookupError, PermissionError):
         pass  # already exited, or already its own group leader
     _running[pid] = name
-    return Running(name, pid, read_fd, time.monotonic(), timeout, junit, stderr_path)
+    return Running(name, pid, read_fd, time.monotonic(), timeout, junit, stderr_path, coverage=coverage)
 
 
 def _forward(suite: Running, chunk: bytes) -> None:
@@ -173,9 +218,15 @@ def end_suite(suite: Running) -> None:
     _running.pop(suite.pid, None)
     _drain(suite)
     report, refused = _report(suite.junit)
-    emit({"event": "suite-end", "suite": suite.name, "rc": suite.rc, "timed_out": not suite.exited,
-          "seconds": round(time.monotonic() - suite.started, 3), "timeout": suite.timeout,
-          "stderr": _tail(suite.stderr_path, STDERR_KEPT), "junit": report, "refused": refused})
+    end = {"event": "suite-end", "suite": suite.name, "rc": suite.rc, "timed_out": not suite.exited,
+           "seconds": round(time.monotonic() - suite.started, 3), "timeout": suite.timeout,
+           "stderr": _tail(suite.stderr_path, STDERR_KEPT), "junit": report, "refused": refused}
+    if suite.coverage:
+        try:
+            end["coverage"] = counters()
+        except OSError as exc:
+            end["coverage_error"] = f"reading {GCOV}: {exc}"
+    emit(end)
 
 
 def _poll(running: list[Running]) -> list[Running]:
@@ -205,7 +256,8 @@ def _poll(running: list[Running]) -> list[Running]:
     return ended
 
 
-def run_suites(suites: list[dict[str, Any]], out: str, timeout: float, jobs: int, fresh: bool = False) -> None:
+def run_suites(suites: list[dict[str, Any]], out: str, timeout: float, jobs: int, fresh: bool = False,
+               coverage: bool = False) -> None:
     """The suites in order, `jobs` of them at a time, each within `timeout`. A suite that timed out
     stops the series there (the ones running go on to their end; no other starts)."""
     waiting = list(suites)
@@ -213,7 +265,7 @@ def run_suites(suites: list[dict[str, Any]], out: str, timeout: float, jobs: int
     stopped = False
     while running or (waiting and not stopped):
         while waiting and not stopped and len(running) < jobs:
-            running.append(start_suite(waiting.pop(0), out, timeout, fresh))
+            running.append(start_suite(waiting.pop(0), out, timeout, fresh, coverage))
         for suite in _poll(running):
             end_suite(suite)
             running.remove(suite)
@@ -253,9 +305,14 @@ def main(argv: list[str]) -> int:
     _preload()
 
     suites = list(spec["suites"])
-    jobs = suites_at_once(int(spec.get("jobs", 1)), len(suites))
-    emit({"event": "series-start", "jobs": jobs})
-    run_suites(suites, spec["out"], float(spec["timeout"]), jobs, bool(spec.get("fresh_python")))
+    coverage = bool(spec.get("coverage"))
+    jobs = 1 if coverage else suites_at_once(int(spec.get("jobs", 1)), len(suites))
+    start: dict[str, Any] = {"event": "series-start", "jobs": jobs}
+    if coverage and (why := coverage_ready()):
+        start["coverage_error"] = why
+        coverage = False
+    emit(start)
+    run_suites(suites, spec["out"], float(spec["timeout"]), jobs, bool(spec.get("fresh_python")), coverage)
     return 0
 
 

@@ -255,3 +255,23 @@ def test_a_damaged_lava_job_record_is_bad_input(content: str, tmp_path: Path, ca
     (job / "lava-job.json").write_text(content)
     code, line = lab_error(["lava-run", str(job), "--results", str(tmp_path / "r")], capsys)
     assert code == 2 and "lava-job.json" in line
+
+
+@pytest.mark.parametrize("argv, said", [
+    (["run", "--coverage"], "--coverage: debian:6.1 is a Debian kernel, built without gcov profiling"),
+    (["run", "--kernel", "debian:6.12", "--coverage"], "--coverage: debian:6.12 is a Debian kernel"),
+    (["run", "--kernel", "/boot/vmlinuz", "--coverage"], "--coverage needs a kernel the lab built with --coverage"),
+    (["run", "--target", "ssh://root@box", "--coverage"], "--coverage cannot be combined with --target"),
+], ids=["default kernel", "debian 6.12", "a path", "a target"])
+def test_coverage_of_a_kernel_without_gcov_is_one_line(argv: list[str], said: str,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, line = lab_error(argv, capsys)
+    assert code == 2 and said in line, line
+
+
+def test_coverage_of_a_build_made_without_it_is_one_line(nothing_starts: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    plain = nothing_starts / "cache" / "builds" / "6.1.192-0123456789ab"
+    plain.mkdir(parents=True)
+    (plain / "kernel.json").write_text("{}")
+    code, line = lab_error(["run", "--kernel", "build:6.1.192-0123456789ab", "--coverage"], capsys)
+    assert code == 2 and "build:6.1.192-0123456789ab was built without --coverage" in line, line

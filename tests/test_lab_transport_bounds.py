@@ -5,9 +5,11 @@ stops moving bytes but keeps both sockets open, as QEMU does for a hung guest). 
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 import select
+import shlex
 import socket
 import threading
 import time
@@ -21,6 +23,7 @@ from test_lab_transport import FakeSshd, lab_keys, sshd  # noqa: F401  (fixtures
 from lab.core.errors import InfraError
 from lab.core.outcome import Outcome
 from lab.guest import keys
+from lab.results import layout
 from lab.results.kernel_log import SplatPolicy
 from lab.results.model import SuiteResult
 from lab.run import series
@@ -516,3 +519,30 @@ def test_output_past_the_cap_is_a_warning_of_the_run(tmp_path: Path) -> None:
     warnings = record.metadata.recorded("warnings")
     assert warnings == ["suite output truncated (stdout past 64 MiB, 1 GiB dropped); see the suite logs"]
     assert said == ["warning: " + warnings[0]]
+
+
+def test_a_coverage_suites_counters_are_kept_and_a_damaged_or_missing_one_said(tmp_path: Path) -> None:
+    sink = series.SeriesSink(tmp_path, ["maps", "dump", "pin"], 100, lambda name: None, lambda result: None)
+    sink.write(event(event="series-start", jobs=1, coverage_error="")[1:])
+    packed = base64.b64encode(b"\x1f\x8b counters").decode()
+    for name, extra in (("maps", {"coverage": packed}), ("dump", {"coverage": "not base64!"}),
+                        ("pin", {"coverage_error": "reading /sys/kernel/debug/gcov: EIO"})):
+        sink.write(event(event="suite-start", suite=name)[1:])
+        sink.write(event(event="suite-end", suite=name, rc=0, junit=JUNIT, stderr="", **extra)[1:])
+    assert layout.suite_counters(tmp_path, "maps").read_bytes() == b"\x1f\x8b counters"
+    assert not layout.suite_counters(tmp_path, "dump").exists() and not layout.suite_counters(tmp_path, "pin").exists()
+    assert sink.coverage_errors == ["suite dump: its gcov counters came damaged",
+                                    "suite pin: reading /sys/kernel/debug/gcov: EIO"]
+    assert [r.name for r in sink.results] == ["maps", "dump", "pin"] and all(r.ok for r in sink.results)
+
+
+def test_a_kernel_without_gcov_is_said_once_at_the_series_start(tmp_path: Path) -> None:
+    sink = series.SeriesSink(tmp_path, ["maps"], 100, lambda name: None, lambda result: None)
+    sink.write(event(event="series-start", jobs=1, coverage_error="no /sys/kernel/debug/gcov on this kernel")[1:])
+    assert sink.coverage_errors == ["no /sys/kernel/debug/gcov on this kernel"] and sink.jobs == 1
+
+
+def test_a_coverage_series_asks_the_runner_for_counters_one_suite_at_a_time() -> None:
+    spec = json.loads(shlex.split(series.series_command(["maps", "pin"], 60, coverage=True))[-1])
+    assert spec["coverage"] is True
+    assert "coverage" not in json.loads(shlex.split(series.series_command(["maps"], 60))[-1])

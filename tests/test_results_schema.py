@@ -155,6 +155,8 @@ METADATA = Obj(
         "ssh_port": int,
         "bytecode": Obj({"restored": bool}, {"kept": bool}),
         "suites_at_once": int,  # how many suites the target's runner ran side by side
+        # --coverage: the run's figures in one line and where its report is, or why there are none
+        "coverage": Obj({}, {"summary": str, "report": str, "error": str}),
         "boot": Obj({"mode": OneOf(("cold", "restored")), "snapshot": Either((str, None))},
                     {"seconds": float, "saved": bool, "save_seconds": float, "warning": str}),
         "reason": str,

@@ -46,6 +46,9 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     build = kernel_commands.add_parser(
         "build", help="build a kernel from source with the lab's base fragment, your fragments and patches")
     options.add_source(build)
+    build.add_argument("--coverage", action="store_true",
+                       help="gcov profiling of kernel/bpf (kernel-configs/coverage.config; its own build id): "
+                            "`lab run --coverage` on it says which lines the suites ran")
     build.set_defaults(func=cmd_kernel_build)
 
     image_parser = commands.add_parser("image", help="guest image")
@@ -94,6 +97,7 @@ def build_request(args: argparse.Namespace) -> kernel_build.BuildRequest:
         kernel_source.parse_source_spec(args.source),
         tuple(Path(p).expanduser() for p in args.config),
         tuple(Path(p).expanduser() for p in args.patch),
+        coverage=bool(getattr(args, "coverage", False)),
     )
 
 

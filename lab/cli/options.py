@@ -116,6 +116,12 @@ def add_suite_jobs(parser: argparse.ArgumentParser) -> None:
                         help="suites run at once in the target (default: one per CPU of it; 1: one after the other)")
 
 
+def add_coverage(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--coverage", action="store_true",
+                        help=f"which kernel/bpf lines {what} ran: needs a kernel built with `lab kernel build "
+                             "--coverage`; the suites then run one after the other (per-suite counters)")
+
+
 def add_repeat(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--repeat", type=count, default=1, metavar="N",
                         help=f"run {what} N times; a test whose outcome or behaviour differs between them is flaky")

@@ -8,6 +8,7 @@ from ..core.errors import UserError
 from ..core.log import stderr as log
 from ..core.outcome import exit_code
 from ..core.paths import cache_dir, results_dir
+from ..coverage import material as coverage_material
 from ..guest import assets
 from ..kernel.spec import DEFAULT_KERNEL, KernelSpec, parse_kernel_spec
 from ..report import compare, compare_text, flaky, ktap, show
@@ -32,6 +33,7 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:  # type: ignore[t
     options.add_selection(run)
     options.add_repeat(run, "the suites")
     options.add_suite_jobs(run)
+    options.add_coverage(run, "the suites")
     # A child run of `lab matrix/validate/bisect --repeat`: this one run is repetition I (LAB_REPEAT=I).
     run.add_argument("--repetition", type=options.count, help=argparse.SUPPRESS)
     target_cli.add_target_args(run)
@@ -63,11 +65,12 @@ def run_suites(args: argparse.Namespace, spec: KernelSpec, label: str, planned: 
                          probe_timeout=args.probe_timeout, snapshot=not args.no_snapshot,
                          splats=SplatPolicy(tuple(args.allow_splat), tuple(args.deny_splat)),
                          tree=planned.tree, tree_given=planned.tree is not None, selection=planned.selection,
-                         repeat=repeat, suite_jobs=args.suite_jobs)
+                         repeat=repeat, suite_jobs=args.suite_jobs, coverage=args.coverage)
     table = SuiteTable(log)
     outcome = guest.execute(request, prepared, cache, log, table.add)
     table.close(outcome.outcome, outcome.reason, outcome.record.directory, time.monotonic() - started,
-                outcome.record.metadata.recorded("console_excerpt"), warnings=outcome.record.metadata.recorded("warnings"))
+                outcome.record.metadata.recorded("console_excerpt"), warnings=outcome.record.metadata.recorded("warnings"),
+                coverage=outcome.record.metadata.recorded("coverage"))
     return outcome
 
 
@@ -78,6 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         args.kernel = args.kernel or DEFAULT_KERNEL
         args.accel = args.accel or "auto"
         spec = parse_kernel_spec(args.kernel, args.modules, args.config)
+        if args.coverage:
+            coverage_material.required(spec, cache_dir())
     if args.repetition is not None and args.repeat > 1:
         raise UserError("--repetition is one run of a --repeat: give one or the other")
     outcomes = []

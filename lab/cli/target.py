@@ -42,6 +42,7 @@ def check_options(args: argparse.Namespace) -> None:
         raise UserError(f"--key {args.key}: no such file")
     # The parser leaves these None (cmdline "") unless given, so a given default is caught too.
     given = [flag for dest, flag in BOOT_ONLY.items() if getattr(args, dest, None) not in (None, "")]
+    given += ["--coverage"] if getattr(args, "coverage", False) else []
     if given:
         raise UserError(f"{', '.join(given)} cannot be combined with --target (only for a kernel the lab boots)")
 

@@ -28,7 +28,7 @@ from ..core.errors import InfraError, UserError
 from ..core.files import sha256_file
 from ..core.log import Log
 from ..core.paths import KERNEL_CONFIGS_DIR
-from . import kconfig, kconfig_tree, patches
+from . import kconfig, kconfig_tree, patches, profiling
 from . import source as ksource
 from .acquire import Kernel, bzimage_release, kernel_entry, load_build
 
@@ -58,6 +58,7 @@ class BuildRequest:
     source: ksource.SourceSpec
     fragments: tuple[Path, ...] = ()
     patches: tuple[Path, ...] = ()
+    coverage: bool = False  # gcov profiling of kernel/profiling.DIRECTORIES (its own build id)
 
 
 @dataclass(frozen=True)
@@ -79,8 +80,20 @@ def read_fragments(paths: tuple[Path, ...]) -> list[Fragment]:
     return fragments
 
 
-def request_key(identity: dict[str, str], fragments: list[Fragment], series: list[patches.Patch]) -> str:
+def request_fragments(request: BuildRequest) -> list[Fragment]:
+    """The user's fragments, then the coverage fragment for a coverage build."""
+    return read_fragments(request.fragments + ((profiling.FRAGMENT,) if request.coverage else ()))
+
+
+def _profiled(coverage: bool) -> dict[str, list[str]]:
+    # Only a coverage build names it: every other build keeps the key and id it had.
+    return {"profiled": list(profiling.DIRECTORIES)} if coverage else {}
+
+
+def request_key(identity: dict[str, str], fragments: list[Fragment], series: list[patches.Patch],
+                coverage: bool = False) -> str:
     material = {
+        **_profiled(coverage),
         "format": FORMAT_VERSION,
         "source": identity,
         "base": hashlib.sha256(BASE_FRAGMENT.read_bytes()).hexdigest(),  # edited base, new request
@@ -90,9 +103,12 @@ def request_key(identity: dict[str, str], fragments: list[Fragment], series: lis
     return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()[:20]
 
 
-def build_id(version: str, identity: dict[str, str], series: list[patches.Patch], config_text: str) -> str:
-    """What the artifacts depend on: the source, the patches and the final configuration."""
+def build_id(version: str, identity: dict[str, str], series: list[patches.Patch], config_text: str,
+             coverage: bool = False) -> str:
+    """What the artifacts depend on: the source, the patches, the final configuration and the
+    directories built with gcov profiling."""
     material = {
+        **_profiled(coverage),
         "format": FORMAT_VERSION,
         "source": identity,
         "patches": [p.sha256 for p in series],
@@ -241,7 +257,7 @@ def _request_lock(path: Path) -> Iterator[None]:
 def check_request(request: BuildRequest) -> None:
     """Read the fragments and patches now (UserError naming the bad one), before any source is
     fetched or built: `lab validate` builds twice, and the second build must not be the one to fail."""
-    read_fragments(request.fragments)
+    request_fragments(request)
     patches.check_series(list(request.patches))
 
 
@@ -258,11 +274,11 @@ def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None,
     """The kernel of the request, built or found in the cache. `source` is request.source already
     acquired, for a caller that builds one source twice (`lab validate`: each acquire of a Debian
     source reads the apt lists again, seconds each)."""
-    fragments = read_fragments(request.fragments)
+    fragments = request_fragments(request)
     patches.check_series(list(request.patches))  # a bad patch fails before the source is fetched
     source = source or ksource.acquire(request.source, cache, log)
     series = series_for(request, source, log)
-    key = request_key(source.identity, fragments, series)
+    key = request_key(source.identity, fragments, series, request.coverage)
     remembered = builds_dir(cache) / "requests" / key
     work = cache / "work" / key
     with _request_lock(cache / "work" / f"{key}.lock"):
@@ -270,7 +286,7 @@ def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None,
             log(f"build: build:{known} (cached, same request)")
             return Built(known, builds_dir(cache) / known, load_build(known, cache), True)
         try:
-            ident = _configure_and_compile(source, fragments, series, work, cache, jobs, log)
+            ident = _configure_and_compile(source, fragments, series, work, cache, jobs, log, request.coverage)
         finally:
             shutil.rmtree(work, ignore_errors=True)  # logs are kept elsewhere; ccache keeps what a rebuild needs
         remembered.parent.mkdir(parents=True, exist_ok=True)
@@ -281,7 +297,7 @@ def build(request: BuildRequest, cache: Path, log: Log, jobs: int | None = None,
 
 
 def _configure_and_compile(source: ksource.SourceTree, fragments: list[Fragment], series: list[patches.Patch],
-                           work: Path, cache: Path, jobs: int | None, log: Log) -> str:
+                           work: Path, cache: Path, jobs: int | None, log: Log, coverage: bool = False) -> str:
     """The build id, built if it was not yet.
 
     Every build works in a linked copy with its object directory inside it: Kbuild then
@@ -293,12 +309,14 @@ def _configure_and_compile(source: ksource.SourceTree, fragments: list[Fragment]
     if series:
         log(f"build: applying {len(series)} patch(es) to a copy of {source.version}")
         patches.apply_series(tree, series)
-    obj = tree / "lab-obj"
+    if coverage:
+        profiling.profile(tree, log)
+    obj = tree / profiling.OBJ
     env = _env(cache, cache / "work")
     started = time.monotonic()
     config_text = configure(tree, obj, fragments, env, log)
     configured = time.monotonic()
-    ident = build_id(source.version, source.identity, series, config_text)
+    ident = build_id(source.version, source.identity, series, config_text, coverage)
     final_dir = builds_dir(cache) / ident
     cached, problem = kernel_entry(final_dir)
     if cached is not None:
@@ -382,6 +400,7 @@ def _store(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident: 
     shutil.rmtree(staging, ignore_errors=True)
     modules, release = _install_artifacts(tree, obj, config_text, env, staging, build_log)
     shutil.copy2(build_log, staging / "build.log")
+    profiled = profiling.keep_material(tree, obj, staging) > 0
     identity = {
         "origin": "build",
         "spec": f"build:{ident}",
@@ -390,6 +409,7 @@ def _store(tree: Path, obj: Path, config_text: str, env: dict[str, str], ident: 
         "patches": json.dumps([p.to_json() for p in series]),
         "fragments": json.dumps([{"name": f.name, "sha256": f.sha256} for f in fragments]),
         "config_sha256": hashlib.sha256(config_text.encode()).hexdigest(),
+        **({"coverage": ",".join(profiling.DIRECTORIES)} if profiled else {}),
     }
 
     def final(path: Path | None) -> Path | None:

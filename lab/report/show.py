@@ -37,6 +37,8 @@ def render(view: LoadedRun) -> str:
     lines += [_problem(r) for suite in view.suites for r in suite.records if r.outcome in (FAILED, ERROR)]
     warnings = view.metadata.get("warnings")
     lines += [report.warning_line(str(w)) for w in warnings] if isinstance(warnings, list) else []
+    coverage = view.metadata.get("coverage")
+    lines += [report.coverage_line(coverage)] if isinstance(coverage, dict) else []
     reason = str(view.metadata.get("reason") or "")
     if view.outcome in {o.value for o in Outcome}:
         lines.append(report.closing(Outcome(view.outcome), reason, view.directory, _seconds(view.metadata)))

@@ -28,6 +28,13 @@ def warning_line(warning: str) -> str:
     return f"warning: {warning}"
 
 
+def coverage_line(coverage: dict[str, object]) -> str:
+    """A coverage run's figures (metadata.json's `coverage`), or why it has none."""
+    if "summary" in coverage:
+        return f"coverage: {coverage['summary']} (report: {coverage.get('report', '?')})"
+    return f"coverage: none ({coverage.get('error', 'not recorded')})"
+
+
 class SuiteTable:
     """`lab run`'s live output: the header before the first suite, a line as each suite ends,
     and the closing lines (with the kernel's excerpt when the run did not pass)."""
@@ -43,11 +50,14 @@ class SuiteTable:
         print(suite_line(result), flush=True)
 
     def close(self, outcome: Outcome, reason: str, directory: Path, seconds: float, excerpt: object,
-              excerpt_name: str = "console excerpt", warnings: list[str] | None = None) -> None:
+              excerpt_name: str = "console excerpt", warnings: list[str] | None = None,
+              coverage: object = None) -> None:
         if outcome is not Outcome.PASSED and excerpt:
             self.log(f"{excerpt_name}:\n{excerpt}")
         if not self.printed:
             print("no suite ran")
         for warning in warnings or []:
             print(warning_line(warning))
+        if isinstance(coverage, dict):
+            print(coverage_line(coverage))
         print(closing(outcome, reason, directory, seconds))

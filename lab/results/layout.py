@@ -15,6 +15,9 @@ LAVA_LOG = "lava.log"  # lava-run's own log (`lab lava-run`)
 LAVA_RESULTS = "lava-results.json"
 LAVA_CMDLINE = "lava-run-cmdline.txt"
 LAVA_OUTPUT = "lava-output"
+COVERAGE = "coverage.json"  # `lab run --coverage`: lines and functions run, per file, per suite and in all
+COVERAGE_HTML = "coverage.html"  # gcovr's report of the whole run, with every source line
+COVERAGE_DATA = "coverage"  # the kernel's gcov counters as each suite left them: <suite>.tar.gz
 
 
 def suite_log(run_dir: Path, suite: str) -> Path:
@@ -25,3 +28,8 @@ def suite_log(run_dir: Path, suite: str) -> Path:
 def suite_junit(run_dir: Path, suite: str) -> Path:
     """pytest's own JUnit report of one suite."""
     return run_dir / f"junit-{suite}.xml"
+
+
+def suite_counters(run_dir: Path, suite: str) -> Path:
+    """The kernel's gcov counters after one suite (reset before it): .gcda files, a gzipped tar."""
+    return run_dir / COVERAGE_DATA / f"{suite}.tar.gz"

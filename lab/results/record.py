@@ -65,6 +65,7 @@ class RunMetadata:
     bytecode: dict[str, bool] = NOT_RECORDED  # QEMU runs: the last run's bytecode restored / this run's kept
     remote_dir: str = NOT_RECORDED
     suites_at_once: int = NOT_RECORDED  # how many suites the target's runner ran side by side
+    coverage: dict[str, object] = NOT_RECORDED  # --coverage: the run's figures (coverage.json has them all)
     dmesg_run_starts_at_line: int | None = NOT_RECORDED
     lava: dict[str, object] = NOT_RECORDED  # `lab lava-run`: the job and what lava-run said
     reason: str = NOT_RECORDED

@@ -11,7 +11,11 @@ from ..core.errors import InfraError
 from ..core.log import Log
 from ..core.outcome import Verdict
 from ..core.timeouts import Timeouts
+from ..coverage import collect
+from ..coverage.summary import headline
 from ..guest.assets import Prepared
+from ..kernel import profiling
+from ..kernel.build import builds_dir
 from ..results import layout
 from ..results.kernel_log import KernelLog
 from ..results.model import SuiteResult
@@ -56,6 +60,23 @@ def keep_bytecode(target: Target, cache: Path, key: str, timeout: float, record:
         log(f"warning: the guest's bytecode was not kept for the next run: {exc}")
         return
     record.update(bytecode={"restored": False, "kept": kept})
+
+
+def coverage_stage(record: RunRecord, names: list[str], cache: Path, prepared: Prepared, log: Log) -> None:
+    """The suites' gcov counters into coverage.json and the HTML report; a run whose counters
+    cannot be read keeps its suites' outcomes and says why it has no coverage."""
+    material = profiling.material(builds_dir(cache) / str(prepared.kernel.identity.get("build_id")))
+    try:
+        if material is None:
+            raise InfraError(f"{prepared.kernel.release} has no coverage notes in the build cache")
+        with record.stage("coverage"):
+            data = collect.analyse(record.directory, material, names, f"kernel/bpf coverage: {prepared.kernel.release}")
+    except InfraError as exc:
+        log(f"warning: no coverage: {exc}")
+        record.warn(f"no coverage: {exc}")
+        record.update(coverage={"error": str(exc)})
+        return
+    record.update(coverage={"summary": headline(data), "report": str(data["html"])})
 
 
 def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
@@ -103,12 +124,15 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 restored = bytecode.restore(target, cache, bytecode_key, timeouts.command)
             record.update(bytecode={"restored": restored})
             run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log,
-                                  selection=request.selection, repeat=request.repeat, jobs=request.suite_jobs)
+                                  selection=request.selection, repeat=request.repeat, jobs=request.suite_jobs,
+                                  coverage=request.coverage)
             if not restored and not any(s.error for s in suites):
                 keep_bytecode(target, cache, bytecode_key, timeouts.command, record, log)
         # QEMU has stopped: the console log is complete (or says where not; unwritable: InfraError).
         if m.console:
             m.console.check_log(record.warn)
+        if request.coverage:
+            coverage_stage(record, request.suites, cache, prepared, log)
         return verdict(suites, _kernel_logs(run_dir), request.splats)
 
     def evidence() -> Evidence:

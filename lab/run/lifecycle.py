@@ -116,11 +116,11 @@ def run_deadline(seconds: float | None) -> Iterator[None]:
 def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.TestTree | None, timeouts: Timeouts,
                           record: RunRecord, suites: list[SuiteResult], on_suite: Callable[[SuiteResult], None],
                           log: Log, root: str = suite_runner.REMOTE_ROOT, selection: Selection | None = None,
-                          repeat: int | None = None, jobs: int | None = None) -> None:
+                          repeat: int | None = None, jobs: int | None = None, coverage: bool = False) -> None:
     """The suites in one command (only the selected tests of each, when there is a selection),
     `jobs` at once (None: one per CPU of the target), each saved and reported as it ends (into
     suites); a lost connection raises ConnectionLost, a timed-out suite ends the series; then the
-    kernel log into dmesg.txt."""
+    kernel log into dmesg.txt. `coverage`: each suite's gcov counters kept (one suite at a time)."""
     stages: dict[str, float] = {}
 
     def started(name: str) -> None:
@@ -145,7 +145,7 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
         with record.stage("suites"), progress.showing("", sink_progress):
             truncated = series.run_series(target, names, record.directory, timeouts.suite, started, finished, tree,
                                           root, only=selection.of if selection else lambda name: (), repeat=repeat,
-                                          watch=watch, jobs=jobs)
+                                          watch=watch, jobs=1 if coverage else jobs, coverage=coverage)
     except BaseException as exc:
         ended = {result.name for result in suites}
         for name, began in stages.items():
@@ -155,6 +155,9 @@ def run_suites_then_dmesg(target: Target, names: list[str], tree: suite_runner.T
     finally:
         if sinks and sinks[0].jobs is not None:
             record.update(suites_at_once=sinks[0].jobs)
+        for problem in sinks[0].coverage_errors if sinks else []:
+            log(f"warning: coverage: {problem}")
+            record.warn(f"coverage: {problem}")
     suites.sort(key=suite_order(names))  # as asked, not as they ended
     if truncated:
         warning = f"suite output truncated ({truncated}); see the suite logs"

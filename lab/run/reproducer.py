@@ -74,7 +74,7 @@ def run_argv(request: RunRequest, identity: Mapping[str, object] | None = None) 
             argv.append(_option(option, repr(float(value))))
     argv += [_option("--allow-splat", pattern) for pattern in request.splats.allow]
     argv += [_option("--deny-splat", pattern) for pattern in request.splats.deny]
-    return argv + _jobs_argv(request.suite_jobs)
+    return argv + _jobs_argv(request.suite_jobs) + (["--coverage"] if request.coverage else [])
 
 
 def _jobs_argv(jobs: int | None) -> list[str]:

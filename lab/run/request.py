@@ -37,6 +37,7 @@ class RunRequest:
     selection: Selection | None = None  # --test: only these tests of the suites
     repeat: int | None = None  # this run's number among --repeat N (the guest sees LAB_REPEAT)
     suite_jobs: int | None = None  # suites at once in the target (--suite-jobs; None: one per CPU)
+    coverage: bool = False  # --coverage: the kernel's gcov counters per suite (a coverage build)
     tree_given: bool = False  # tree came from --guest-tests (reproducer.sh names it), not from a test
 
 

@@ -11,6 +11,8 @@ the other): each suite's output comes in `output` events of its own.
 """
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 from dataclasses import dataclass, field
@@ -37,14 +39,17 @@ PYTEST_ARGS = ["-p", "no:cacheprovider", "-p", "labstream", "-q", "-rs", "-o", "
 
 def series_command(names: list[str], suite_timeout: float, tree: TestTree | None = None, root: str = REMOTE_ROOT,
                    only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None,
-                   python: str = "python3", jobs: int | None = None) -> str:
+                   python: str = "python3", jobs: int | None = None, coverage: bool = False) -> str:
     """One command running `names` in order in the target, each within `suite_timeout`, `jobs`
     of them at once (None: one per CPU of the target).
     `only`: the node ids selected in a suite (none: all of it). `repeat`: the run's repetition
-    (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart. `python`: the target's."""
+    (`--repeat`), as LAB_REPEAT, so a test can tell repetitions apart. `python`: the target's.
+    `coverage`: the kernel's gcov counters reset before each suite and sent with its end."""
     tree = tree or default_tree()
     spec = {"out": out_dir(root), "timeout": suite_timeout, "fresh_python": not ONE_PYTHON, "jobs": jobs or 0,
             "suites": [{"name": name, "args": [*PYTEST_ARGS, *suite_paths(tree, name, only(name))]} for name in names]}
+    if coverage:
+        spec["coverage"] = True
     environment = f"LAB_REPEAT={repeat} " if repeat is not None else ""
     tests = quote_command([tests_dir(root)])
     return f"cd {tests} && {environment}{quote_command([python, RUNNER, json.dumps(spec, sort_keys=True)])}"
@@ -84,6 +89,7 @@ class SeriesSink:
     preamble: bytearray = field(default_factory=bytearray)  # what the runner said outside any suite
     running: dict[str, _Running] = field(default_factory=dict)
     jobs: int | None = None  # how many suites the target's runner runs at once (its series-start)
+    coverage_errors: list[str] = field(default_factory=list)  # why a suite's counters did not come
     _pending: bytearray = field(default_factory=bytearray)
     _mid_line: bool = False  # part of the current line has been written out as text
     _idle_deadline: float = 0.0  # while no suite runs: for the next one to start
@@ -147,6 +153,8 @@ class SeriesSink:
                 return
             if isinstance(event, dict) and event.get("event") == "series-start" and isinstance(event.get("jobs"), int):
                 self.jobs = int(event["jobs"])
+                if event.get("coverage_error"):
+                    self.coverage_errors.append(str(event["coverage_error"]))
                 return
         self._text(line)
 
@@ -187,6 +195,7 @@ class SeriesSink:
                 running.handle.write(stderr.encode())
             running.handle.close()
         self._idle_deadline = time.monotonic() + self.suite_timeout + HOST_SLACK
+        self._keep_counters(running.name, event)
         rc = event.get("rc")
         code = rc if isinstance(rc, int) else None
         junit = event.get("junit")
@@ -207,6 +216,23 @@ class SeriesSink:
                                  properties=parse_suite_properties(junit))
         self.results.append(result)
         self.finished(result)
+
+    def _keep_counters(self, name: str, event: dict[str, object]) -> None:
+        """The kernel's counters after the suite (a coverage run), into the run directory."""
+        if event.get("coverage_error"):
+            self.coverage_errors.append(f"suite {name}: {event['coverage_error']}")
+        packed = event.get("coverage")
+        if not isinstance(packed, str):
+            return
+        try:
+            data = base64.b64decode(packed, validate=True)
+        except (binascii.Error, ValueError):
+            self.coverage_errors.append(f"suite {name}: its gcov counters came damaged")
+            return
+        path = layout.suite_counters(self.run_dir, name)
+        with local_file(path, "writing"):
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
 
     # --- after the command ----------------------------------------------------------------------
 
@@ -268,13 +294,14 @@ def run_series(target: Target, names: list[str], run_dir: Path, suite_timeout: f
                started: Callable[[str], None], finished: Callable[[SuiteResult], None],
                tree: TestTree | None = None, root: str = REMOTE_ROOT,
                only: Callable[[str], tuple[str, ...]] = lambda name: (), repeat: int | None = None,
-               watch: Callable[[SeriesSink], None] = lambda sink: None, jobs: int | None = None) -> str:
+               watch: Callable[[SeriesSink], None] = lambda sink: None, jobs: int | None = None,
+               coverage: bool = False) -> str:
     """Run the suites, `jobs` at once (None: one per CPU of the target); each one's result goes to
     `finished` as it ends (a timed-out suite ends the series, as do a lost connection and a
     runner that stopped). Returns the target's note when the output was cut (else "")."""
     sink = SeriesSink(run_dir, names, suite_timeout, started, finished)
     watch(sink)
-    command = series_command(names, suite_timeout, tree, root, only, repeat, jobs=jobs)
+    command = series_command(names, suite_timeout, tree, root, only, repeat, jobs=jobs, coverage=coverage)
     try:
         result = target.run(command, total_bound(len(names), suite_timeout), stdout_sink=sink)
     except CommandTimedOut:
