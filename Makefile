@@ -54,6 +54,7 @@ bench: setup
 	$(BIN)/python -m lab.bench.matrix
 	$(BIN)/python -m lab.bench.validate
 	$(BIN)/python -m lab.bench.bisect
+	$(BIN)/python -m lab.bench.coverage
 	$(SUDO) $(BIN)/python -m lab.bench.client
 
 clean:

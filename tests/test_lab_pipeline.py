@@ -99,6 +99,7 @@ class World:
         self.suite_results: dict[str, SuiteResult | BaseException] = {}
         self.suite_timeouts: list[float] = []
         self.ran: list[str] = []
+        self.coverage: list[bool] = []  # whether each series was asked to keep the kernel's counters
         self.selected: list[tuple[tuple[str, ...], int | None]] = []  # (only, repeat) each suite was run with
         self.logged: list[str] = []
         self.reported: list[SuiteResult] = []
@@ -168,9 +169,11 @@ class World:
     def _run_series(self, target: object, names: list[str], run_dir: Path, timeout: float,
                     started: Callable[[str], None], finished: Callable[[SuiteResult], None], tree: object = None,
                     root: str = runner.REMOTE_ROOT, only: Callable[[str], tuple[str, ...]] = lambda name: (),
-                    repeat: int | None = None, watch: object = None, jobs: int | None = None) -> str:
+                    repeat: int | None = None, watch: object = None, jobs: int | None = None,
+                    coverage: bool = False) -> str:
         """As the series runner: each suite started, run (by _run_suite) and finished in turn; a
         timed-out suite ends the series. The runner said it runs them one at a time."""
+        self.coverage.append(coverage)
         if callable(watch):
             sink = series.SeriesSink(run_dir, names, timeout, started, finished)
             sink.jobs = jobs or 1
@@ -189,13 +192,14 @@ class World:
         (run_dir / "dmesg.txt").write_text("dmesg\n")
 
     def execute(self, suites: list[str] = ["maps", "dump", "pin"], suite_timeout: float | None = None,
-                run_timeout: float | None = None, **bounds: float) -> RunOutcome:
+                run_timeout: float | None = None, coverage: bool = False, **bounds: float) -> RunOutcome:
         kernel = Kernel(self.tmp_path / "vmlinuz", "6.1.0-fake", None, None, {"origin": "debian"})
         keys = LabKeys(self.tmp_path / "c", "ssh-ed25519 AAAA c", self.tmp_path / "h", "ssh-ed25519 BBBB")
         prepared = Prepared(kernel, image.Image(self.tmp_path / "rootfs.ext4", "ab" * 32),
                                      self.tmp_path / "initrd", keys, {"kernel": 0.1})
         request = RunRequest(DebianSpec("6.1"), "debian:6.1", suites, "auto", self.tmp_path / "results",
-                                      suite_timeout, run_timeout=run_timeout, **bounds)  # type: ignore[arg-type]
+                                      suite_timeout, run_timeout=run_timeout, coverage=coverage,
+                                      **bounds)  # type: ignore[arg-type]
         return guest_run.execute(request, prepared, self.tmp_path / "cache", self.logged.append, self.reported.append)
 
 
@@ -224,6 +228,23 @@ def test_everything_passes(world: World) -> None:
     assert [s["suite"] for s in results["suites"]] == ["maps", "dump", "pin"]
     assert (result.record.directory / "dmesg.txt").is_file()
     assert data["cpus"] == {"given": 2, "possible": 2, "online": 2} and "warnings" not in data
+
+
+def test_a_coverage_run_whose_kernel_has_no_notes_keeps_its_outcome_and_says_why(world: World) -> None:
+    """The counters are asked for (the series runs with coverage), but the build cache holds no
+    notes for this kernel: the suites' verdict stands, with one warning and the reason recorded."""
+    result = world.execute(coverage=True)
+    assert world.coverage == [True]
+    assert result.outcome is Outcome.PASSED
+    data = metadata(result)
+    reason = "6.1.0-fake has no coverage notes in the build cache"
+    assert data["coverage"] == {"error": reason} and data["warnings"] == [f"no coverage: {reason}"]
+    assert f"warning: no coverage: {reason}" in world.logged
+
+
+def test_a_run_without_coverage_asks_for_no_counters(world: World) -> None:
+    result = world.execute()
+    assert world.coverage == [False] and "coverage" not in metadata(result)
 
 
 def test_the_boot_is_recorded_and_a_snapshot_that_did_not_restore_is_a_warning_of_the_run(world: World) -> None:

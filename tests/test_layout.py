@@ -21,13 +21,15 @@ ALLOWED: dict[str, set[str]] = {
     "guest": {"kernel", "core"},
     "vm": {"guest", "target", "results", "core"},  # results: the file names
     "report": {"results", "kernel", "core"},
-    "run": {"vm", "guest", "target", "results", "kernel", "core"},
+    "coverage": {"results", "kernel", "core"},
+    "run": {"vm", "guest", "target", "results", "kernel", "coverage", "core"},
     "matrix": {"report", "results", "vm", "guest", "core"},  # report: `lab compare`'s property rule
     "lava": {"run", "report", "results", "vm", "guest", "kernel", "core"},
-    "validate": {"matrix", "report", "results", "kernel", "core"},
+    "validate": {"matrix", "report", "results", "kernel", "coverage", "core"},
     "bisect": {"matrix", "results", "kernel", "core"},
     "bench": {"run", "vm", "guest", "kernel", "core"},
-    "cli": {"bisect", "validate", "matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel", "core"},
+    "cli": {"bisect", "validate", "matrix", "lava", "run", "report", "results", "vm", "guest", "target", "kernel",
+            "coverage", "core"},
 }
 # A library that talks to the world, and the only packages that may import it.
 OWNERS: dict[str, set[str]] = {"paramiko": {"target"}, "pexpect": {"vm"}, "argparse": {"cli", "bench"}}

@@ -304,8 +304,9 @@ def test_a_passed_run(world: World) -> None:  # noqa: F811
     directory = execute(world).record.directory
     assert check_run(directory) == []
     metadata = json.loads((directory / "metadata.json").read_text())
-    # A passed run reached every stage: the optional keys are all there (but `lab lava-run`'s).
-    assert set(METADATA.optional) - set(metadata) == {"console_excerpt", "lava", "warnings"}
+    # A passed run reached every stage: the optional keys are all there (but `lab lava-run`'s and
+    # `--coverage`'s).
+    assert set(METADATA.optional) - set(metadata) == {"console_excerpt", "lava", "warnings", "coverage"}
 
 
 def test_a_failed_and_a_cut_short_run(world: World) -> None:  # noqa: F811

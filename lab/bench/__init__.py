@@ -6,5 +6,6 @@ Modules, one job each:
   matrix  two kernels side by side against one alone
   validate  `lab validate` of two versions at once against each alone
   bisect  a bisection over five Debian packages, steps and seconds, against one full run
+  coverage  a coverage run against the same run without coverage
   timing  one `lab` command timed as a whole process
 """

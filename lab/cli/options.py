@@ -118,8 +118,8 @@ def add_suite_jobs(parser: argparse.ArgumentParser) -> None:
 
 def add_coverage(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--coverage", action="store_true",
-                        help=f"which kernel/bpf lines {what} ran: needs a kernel built with `lab kernel build "
-                             "--coverage`; the suites then run one after the other (per-suite counters)")
+                        help=f"which kernel/bpf lines {what} ran: a kernel built with gcov profiling (`lab kernel build "
+                             "--coverage`); the suites then run one after the other (per-suite counters)")
 
 
 def add_repeat(parser: argparse.ArgumentParser, what: str) -> None:

@@ -42,20 +42,22 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     options.add_run_bounds(parser)
     options.add_selection(parser)
     options.add_repeat(parser, "the base and the patched kernel")
+    options.add_coverage(parser, "the series changed did the patched kernel's suites run (diff coverage);")
     parser.set_defaults(func=cmd_validate)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     # Everything is checked before the first build: one bad input is one line, exit 2.
     suites = options.planned(args).suites
-    the_plan = plan.make_plan(list(args.source), list(args.patch), list(args.config))
+    the_plan = plan.make_plan(list(args.source), list(args.patch), list(args.config), args.coverage)
     root = options.results_root(args)
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     directory = pipeline.new_validate_dir(root)
     states = pipeline.new_states(the_plan, directory)
     request = {"started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                "sources": list(args.source), "patches": list(args.patch), "fragments": list(args.config),
-               "suites": suites, "tests": list(args.test), "repeat": args.repeat, "jobs": jobs}
+               "suites": suites, "tests": list(args.test), "repeat": args.repeat, "jobs": jobs,
+               "coverage": args.coverage}
     log(f"validate: {len(states)} version(s); {directory}")
     interrupted = True
     try:
@@ -64,7 +66,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         interrupted = False
     finally:
         # Written even when interrupted (or failed), so what was found can still be read and seen.
-        rows = vtable.rows(states)
+        rows = vtable.rows(states, args.coverage)
         status = vverdict.exit_status([row.verdict for row in rows])
         vtable.write_json(directory / "validate.json", rows,
                           {**request, "finished": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

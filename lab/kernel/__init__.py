@@ -11,4 +11,5 @@ Modules, one job each:
   kconfig_tree  what a tree's Kconfig files say (which symbols, their dependencies)
   patches       a patch series applied in order to a copy of a tree
   ident         one line naming a kernel from its recorded identity
+  profiling     coverage builds: gcov for kernel/bpf and the notes and sources kept beside the build
 """

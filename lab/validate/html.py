@@ -9,6 +9,7 @@ from pathlib import Path
 
 import jinja2
 
+from ..coverage import collect
 from ..report import compare_text
 from ..report.compare import CATEGORIES
 from ..results import layout
@@ -31,6 +32,7 @@ class Side:
     outcome: str
     suites: list[str]
     console: str | None
+    coverage: str | None = None  # a --coverage run's gcovr report
 
 
 def _side(row: vtable.Row, side: str, report_dir: Path) -> Side:
@@ -40,18 +42,20 @@ def _side(row: vtable.Row, side: str, report_dir: Path) -> Side:
     if run is None:
         return Side(side, build, vtable.NONE, vtable.outcome_cell(row, side), [], None)
     console = run.directory / layout.CONSOLE
+    coverage = collect.html_index(run.directory)
     return Side(side, build, compare_text.kernel_line(run),
                 (run.outcome or "unfinished") + (f" ({run.reason})" if run.reason else ""),
                 [f"{s.name}: {s.count('passed')} passed, {s.count('failed')} failed, {s.count('skipped')} skipped, "
                  f"{s.wall_seconds:.1f} s" for s in run.suites],
-                Path(os.path.relpath(console, report_dir)).as_posix() if console.exists() else None)
+                Path(os.path.relpath(console, report_dir)).as_posix() if console.exists() else None,
+                Path(os.path.relpath(coverage, report_dir)).as_posix() if coverage.exists() else None)
 
 
 def render(table: list[vtable.Row], report_dir: Path, title: str = "bpf-kernel-lab validate") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     return env.get_template("validate.html.j2").render(
-        title=title, rows=table, headers=vtable.HEADERS, cells=vtable.cells, colours=VERDICT_COLOURS,
+        title=title, rows=table, headers=vtable.headers(table), cells=vtable.cells, colours=VERDICT_COLOURS,
         verdict_class=VERDICT_CLASS,
         sides={id(row): [_side(row, side, report_dir) for side in SIDES] for row in table},
         categories=CATEGORIES, titles=compare_text.TITLES, change_line=compare_text.change_line,

@@ -22,7 +22,10 @@ from pathlib import Path
 from ..core.errors import InfraError, UserError
 from ..core.files import new_stamped_dir
 from ..core.log import Log
+from ..coverage import collect, summary
+from ..coverage import diff as diffcoverage
 from ..kernel import build as kernel_build
+from ..kernel import profiling
 from ..kernel import patches
 from ..kernel import source as ksource
 from ..matrix import children as matrixrun
@@ -62,6 +65,8 @@ class VersionState:
     repeats: dict[str, list[matrixrun.Child]] = field(default_factory=dict)  # with --repeat: every run of each side
     comparison: compare.Comparison | None = None
     problem: str | None = None  # why no verdict could be reached (the host, an unreadable run)
+    diff_coverage: diffcoverage.DiffCoverage | None = None  # --coverage: the series' changed lines run or not
+    coverage_problem: str | None = None  # --coverage: why there is no diff coverage
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -134,9 +139,11 @@ def prepare(plan: Plan, state: VersionState, cache: Path, log: Log) -> None:
             return
 
 
-def make_children(states: list[VersionState], suites: str, extra: list[str], repeat: int = 1) -> list[matrixrun.Child]:
+def make_children(states: list[VersionState], suites: str, extra: list[str], repeat: int = 1,
+                  coverage: bool = False) -> list[matrixrun.Child]:
     """Each built version's base and patched runs; with --repeat N, N of each, interleaved (base 1,
-    patched 1, base 2, ...) so that what the host does meanwhile falls on both sides alike."""
+    patched 1, base 2, ...) so that what the host does meanwhile falls on both sides alike.
+    `coverage`: the patched runs are `--coverage` runs (their kernel is a coverage build)."""
     children = []
     for repetition in range(1, repeat + 1):
         for state in states:
@@ -147,6 +154,7 @@ def make_children(states: list[VersionState], suites: str, extra: list[str], rep
                 assert step is not None and step.build_id
                 root = state.directory / side if repeat == 1 else state.directory / side / f"r{repetition}"
                 again = [f"--repetition={repetition}"] if repeat > 1 else []
+                again += ["--coverage"] if coverage and side == "patched" else []
                 child = matrixrun.Child(f"{state.version.source} {side}" + (f" r{repetition}" if repeat > 1 else ""),
                                         root, matrixrun.child_argv(f"build:{step.build_id}", suites, root, [*extra, *again]))
                 state.children.setdefault(side, child)
@@ -177,6 +185,25 @@ def compare_runs(state: VersionState) -> None:
     state.comparison = flaky.compare_repeated(runs["base"], runs["patched"])
 
 
+def measure_coverage(state: VersionState, cache: Path) -> None:
+    """The series' changed lines in kernel/bpf, each run or not by the patched kernel's (first) run."""
+    step = state.builds.get("patched")
+    run_dir = state.run_directory("patched")
+    if state.tree is None or step is None or not step.build_id or run_dir is None:
+        return  # no patched run: nothing was measured, and the verdict already says why
+    material = profiling.material(kernel_build.builds_dir(cache) / step.build_id)
+    trace = collect.run_trace(run_dir)
+    if material is None or not trace.is_file():
+        state.coverage_problem = f"the patched run has no coverage (see {run_dir / 'metadata.json'})"
+        return
+    try:
+        counts = summary.line_counts(summary.load_trace(trace))
+    except (OSError, ValueError) as exc:
+        state.coverage_problem = f"the patched run's coverage cannot be read: {exc}"
+        return
+    state.diff_coverage = diffcoverage.measure(state.tree.root, material, counts)
+
+
 def run(plan: Plan, states: list[VersionState], suites: str, jobs: int, extra: list[str], env: dict[str, str],
         cache: Path, log: Log, show: Log, repeat: int = 1) -> None:
     """Every version's builds, then every built pair's runs, then the comparisons (states are
@@ -184,7 +211,7 @@ def run(plan: Plan, states: list[VersionState], suites: str, jobs: int, extra: l
     for state in states:
         show(f"== [{state.version.index}/{len(states)}] {state.version.source}")
         prepare(plan, state, cache, log)
-    children = make_children(states, suites, extra, repeat)
+    children = make_children(states, suites, extra, repeat, plan.coverage)
     if not children:
         return
     show(f"validate: {len(children)} run(s), {min(jobs, len(children))} at once")
@@ -195,3 +222,5 @@ def run(plan: Plan, states: list[VersionState], suites: str, jobs: int, extra: l
         # Also when interrupted: the runs stopped then say so ("interrupted"), which is no verdict.
         for state in states:
             compare_runs(state)
+            if plan.coverage:
+                measure_coverage(state, cache)

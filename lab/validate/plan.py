@@ -33,13 +33,16 @@ class Plan:
     versions: tuple[Version, ...]
     patches: tuple[Path, ...]
     fragments: tuple[Path, ...]
+    coverage: bool = False  # --coverage: the patched kernel is a coverage build, its runs --coverage
 
     def request(self, version: Version, patched: bool) -> kernel_build.BuildRequest:
-        """The base build (same fragments, no patches) or the patched one."""
-        return kernel_build.BuildRequest(version.spec, self.fragments, self.patches if patched else ())
+        """The base build (same fragments, no patches) or the patched one (with --coverage, built
+        with gcov profiling: only its changed lines are measured, so the base stays a plain build)."""
+        return kernel_build.BuildRequest(version.spec, self.fragments, self.patches if patched else (),
+                                         coverage=self.coverage and patched)
 
 
-def make_plan(sources: list[str], patches: list[str], fragments: list[str]) -> Plan:
+def make_plan(sources: list[str], patches: list[str], fragments: list[str], coverage: bool = False) -> Plan:
     """The plan, or a UserError naming the first bad input; nothing is downloaded or unpacked."""
     if not patches:
         raise UserError("validate needs at least one --patch (the base is the source without them)")
@@ -49,7 +52,8 @@ def make_plan(sources: list[str], patches: list[str], fragments: list[str]) -> P
             raise UserError(f"validate: --source {source} is given twice")
         seen.add(source)
     versions = tuple(Version(index, source, ksource.parse_source_spec(source)) for index, source in enumerate(sources, 1))
-    plan = Plan(versions, tuple(Path(p).expanduser() for p in patches), tuple(Path(f).expanduser() for f in fragments))
+    plan = Plan(versions, tuple(Path(p).expanduser() for p in patches), tuple(Path(f).expanduser() for f in fragments),
+                coverage)
     # Every patch (and port) and fragment is read now: the base builds must not be the ones to find a typo.
     kernel_build.check_request(plan.request(versions[0], patched=True))
     for version in versions:

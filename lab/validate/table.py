@@ -19,6 +19,7 @@ from .verdict import DOES_NOT_APPLY, KINDS, Verdict, verdict
 
 NONE = "—"
 HEADERS = ("#", "source", "resolved", "applies", "builds", "base", "patched", "changes", "verdict")
+COVERAGE_HEADER = "changed lines run"  # with --coverage, before the verdict
 _CHANGE_WORDS = {"newly_failing": "newly failing", "newly_passing": "newly passing", "newly_skipped": "newly skipped",
                  "behaviour_changed": "behaviour changed", "added": "added", "removed": "removed"}
 
@@ -27,14 +28,49 @@ _CHANGE_WORDS = {"newly_failing": "newly failing", "newly_passing": "newly passi
 class Row:
     state: VersionState
     verdict: Verdict
+    coverage: bool = False  # the validation measured diff coverage (--coverage)
 
     def run(self, side: str) -> LoadedRun | None:
         result = self.state.comparison
         return (result.a if side == "base" else result.b) if result else None
 
 
-def rows(states: list[VersionState]) -> list[Row]:
-    return [Row(state, verdict(state)) for state in states]
+def rows(states: list[VersionState], coverage: bool = False) -> list[Row]:
+    return [Row(state, verdict(state), coverage) for state in states]
+
+
+def headers(table: list[Row]) -> tuple[str, ...]:
+    if any(row.coverage for row in table):
+        return (*HEADERS[:-1], COVERAGE_HEADER, HEADERS[-1])
+    return HEADERS
+
+
+def coverage_cell(state: VersionState) -> str:
+    measured = state.diff_coverage
+    if measured is None:
+        return "unmeasured" if state.coverage_problem else NONE
+    if not measured.code:
+        return "no code changed"
+    return f"{measured.run} of {measured.code} ({measured.percent}%)"
+
+
+def coverage_details(state: VersionState) -> list[str]:
+    """The diff coverage of a version: the figure, each file's, and every changed line of code
+    that did not run, with its source."""
+    if state.coverage_problem:
+        return [f"diff coverage: none ({state.coverage_problem})"]
+    measured = state.diff_coverage
+    if measured is None:
+        return []
+    lines = [f"diff coverage: {measured.headline()}"]
+    for changed in measured.files:
+        lines.append(f"  {changed.file}{' (added)' if changed.added else ''}: {len(changed.run)} of "
+                     f"{len(changed.code)} changed lines of code run")
+    not_run = [(changed.file, line) for changed in measured.files for line in changed.not_run]
+    if not_run:
+        lines.append(f"changed lines of code not run ({len(not_run)}):")
+        lines += [f"  {name}:{line.number}: {line.text.strip()}" for name, line in not_run]
+    return lines
 
 
 def applies_cell(state: VersionState) -> str:
@@ -75,12 +111,13 @@ def cells(row: Row) -> tuple[str, ...]:
     state = row.state
     return (str(state.version.index), state.version.source, state.resolved or NONE, applies_cell(state),
             builds_cell(state), outcome_cell(row, "base"), outcome_cell(row, "patched"),
-            changes_text(state.comparison), row.verdict.kind)
+            changes_text(state.comparison), *([coverage_cell(state)] if row.coverage else []), row.verdict.kind)
 
 
 def render_table(table: list[Row]) -> str:
-    lines = [HEADERS, *(cells(row) for row in table)]
-    widths = [max(len(line[i]) for line in lines) for i in range(len(HEADERS))]
+    titles = headers(table)
+    lines = [titles, *(cells(row) for row in table)]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(titles))]
     return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip() for line in lines)
 
 
@@ -101,6 +138,7 @@ def details(row: Row) -> list[str]:
         lines.append(f"verdict: {DOES_NOT_APPLY} (shown, not counted as a regression)")
     else:
         lines.append(f"verdict: {row.verdict.kind}" + (f" ({row.verdict.reason})" if row.verdict.reason != row.verdict.kind else ""))
+    lines += coverage_details(state)
     if state.comparison is not None:
         lines += ["", compare_text.render(state.comparison)]
     return lines
@@ -155,6 +193,8 @@ def row_json(row: Row, base: Path) -> dict[str, object]:
         "comparison": comparison_json(state.comparison, base) if state.comparison else None,
         "verdict": row.verdict.kind,
         "reason": row.verdict.reason,
+        **({"diff_coverage": state.diff_coverage.to_json() if state.diff_coverage else None,
+            "coverage_problem": state.coverage_problem} if row.coverage else {}),
         "timings": state.timings,
     }
 
