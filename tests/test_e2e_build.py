@@ -115,6 +115,58 @@ def test_validate_map_dump_port(tmp_path: Path, base_build: str) -> None:
         assert "map_dump" in change["properties"][0]["b"] and "map_dump" not in change["properties"][0]["a"]
 
 
+PROFILED_FILES = ("syscall.c", "hashtab.c", "arraymap.c", "inode.c", "queue_stack_maps.c", "lpm_trie.c")
+
+
+def changed_line(row: dict, text: str) -> dict:
+    """The one changed line of syscall.c with this text, as validate.json's diff coverage has it."""
+    (syscall,) = [f for f in row["diff_coverage"]["files"] if f["file"] == "kernel/bpf/syscall.c"]
+    (line,) = [line for line in syscall["lines"] if line["text"].strip() == text]
+    return line
+
+
+def test_validate_coverage_of_the_map_dump_port(tmp_path: Path, base_build: str) -> None:
+    """`lab validate --coverage`: the patched 6.1 kernel is a coverage build of kernel/bpf. Of the
+    port's changed lines, the command's entry ran (the dump suite calls it) and the offloaded-map
+    branch did not (no test has an offloaded map); the patched run's own coverage is per file, per
+    function and per suite, and plausible: map_create ran, the helper only BPF programs call did not,
+    and only the dump suite reached map_dump."""
+    done = lab("validate", "--source", "debian:6.1", "--patch", str(MAP_DUMP_PORT), "--coverage", results=tmp_path)
+    assert done.returncode == 0, f"lab validate failed:\n{done.stdout}\n{done.stderr}"
+    assert "changed lines run" in done.stdout and "diff coverage: " in done.stdout
+    directory, data = validation(tmp_path)
+    (row,) = data["versions"]
+    assert row["verdict"] == "no regression" and row["coverage_problem"] is None
+    measured = row["diff_coverage"]
+    assert 0 < measured["run"] < measured["code"]
+    assert changed_line(row, "static int map_dump(union bpf_attr *attr)")["count"] > 0
+    assert changed_line(row, "if (CHECK_ATTR(BPF_MAP_DUMP))")["count"] > 0
+    assert changed_line(row, "err = bpf_map_offload_get_next_key(map, prev_key, key);")["count"] == 0
+    base_run, patched_run = runs_of(directory, row)
+    assert "coverage" not in json.loads((base_run / "metadata.json").read_text())  # the base is a plain build
+    metadata = json.loads((patched_run / "metadata.json").read_text())
+    assert metadata["outcome"] == "passed" and metadata["suites_at_once"] == 1  # per-suite counters: one at a time
+    assert metadata["kernel"]["build_id"] != base_build and "warnings" not in metadata
+    assert metadata["coverage"]["summary"].startswith("kernel/bpf: lines ")
+    assert (patched_run / metadata["coverage"]["report"]).is_file()
+    coverage = json.loads((patched_run / "coverage.json").read_text())
+    for name in PROFILED_FILES:
+        figures = coverage["files"][f"kernel/bpf/{name}"]
+        assert 0 < figures["lines"]["hit"] < figures["lines"]["total"], (name, figures)
+        assert 0 < figures["functions"]["hit"] <= figures["functions"]["total"], (name, figures)
+    assert set(coverage["suites"]) == set(SUITES)
+    from lab.coverage.summary import functions_run, load_trace
+    calls = {suite: functions_run(load_trace(patched_run / "coverage" / f"{suite}.json.gz"))
+             for suite in ("all", *SUITES)}
+    assert calls["all"]["kernel/bpf/syscall.c"]["map_create"] > 0
+    assert calls["all"]["kernel/bpf/helpers.c"]["bpf_map_lookup_elem"] == 0  # BPF programs' helper only
+    assert calls["dump"]["kernel/bpf/syscall.c"]["map_dump"] > 0
+    assert calls["pin"]["kernel/bpf/syscall.c"]["map_dump"] == 0 and calls["maps"]["kernel/bpf/syscall.c"]["map_dump"] == 0
+    assert calls["all"]["kernel/bpf/syscall.c"]["map_dump"] == calls["dump"]["kernel/bpf/syscall.c"]["map_dump"]
+    report = lab("report", str(patched_run))
+    assert report.returncode == 0 and "coverage: kernel/bpf: lines " in report.stdout, report.stdout
+
+
 def test_validate_catches_a_broken_per_cpu_copy(tmp_path: Path, base_build: str) -> None:
     """A one-line bug in kernel/bpf/arraymap.c (every slot gets CPU 0's value) is a regression,
     because the built guest brings up both vCPUs and the layout tests compare distinct slots."""
