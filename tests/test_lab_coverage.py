@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from lab.core.errors import InfraError, UserError
-from lab.coverage import collect, counters, summary
+from lab.coverage import collect, counters, summary, tracing
 from lab.coverage import material as coverage_material
 from lab.kernel import profiling
 from lab.kernel.spec import BuildSpec, DebianSpec, PathSpec
@@ -150,6 +150,35 @@ def test_the_run_figures_are_gcovrs_own(coverage_run: tuple[Path, Path], tmp_pat
     assert (data["total"]["lines"]["hit"], data["total"]["lines"]["total"]) == (theirs["line_covered"], theirs["line_total"])
     assert (data["total"]["functions"]["hit"], data["total"]["functions"]["total"]) == (
         theirs["function_covered"], theirs["function_total"])
+
+
+def test_suites_traced_as_they_end_give_the_same_coverage_as_traced_at_the_end(
+        coverage_run: tuple[Path, Path], tmp_path: Path) -> None:
+    """SuiteTraces makes each suite's trace on its own thread while the next suite runs; the
+    run's coverage.json is the same as when every trace is made after the run."""
+    material, run_dir = coverage_run
+    at_the_end = collect.analyse(run_dir, material, ["maps", "dump", "pin"], "test")
+    for suite in ("maps", "pin"):
+        collect.suite_trace(run_dir, suite).unlink()
+    with tracing.SuiteTraces(run_dir, material) as traces:
+        for suite in ("maps", "dump", "pin"):  # dump brought no counters: no trace, no error
+            traces.submit(suite)
+        traced = traces.finished()
+        assert traced == {suite: collect.suite_trace(run_dir, suite) for suite in ("maps", "pin")}
+        assert all(path.is_file() for path in traced.values())
+        scratch = Path(traces._scratch.name)
+    assert not scratch.exists()  # the laid-out trees go with the run
+    assert collect.analyse(run_dir, material, ["maps", "dump", "pin"], "test", traced) == at_the_end
+
+
+def test_a_suite_whose_counters_cannot_be_traced_is_the_hosts_failure(coverage_run: tuple[Path, Path]) -> None:
+    material, run_dir = coverage_run
+    layout.suite_counters(run_dir, "pin").write_bytes(b"not a tar")
+    with tracing.SuiteTraces(run_dir, material) as traces:
+        traces.submit("maps")
+        traces.submit("pin")
+        with pytest.raises(InfraError, match="cannot be read"):
+            traces.finished()
 
 
 def test_counters_that_are_not_a_tar_are_the_hosts_failure_not_a_crash(coverage_run: tuple[Path, Path]) -> None:

@@ -8,5 +8,6 @@ Modules, one job each:
   gcovr     gcovr's traces, their merge and the HTML report
   summary   coverage.json's figures from the traces (pure)
   collect   after a run: every suite's counters into traces, coverage.json and the report
+  tracing   each suite's trace made on a thread of its own as soon as the suite ends
   diff      diff coverage: the changed lines of code and which of them ran
 """

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,20 +31,29 @@ def html_index(run_dir: Path) -> Path:
     return run_dir / layout.COVERAGE_DATA / "html" / "index.html"
 
 
-def analyse(run_dir: Path, material: Path, suites: list[str], title: str) -> dict[str, Any]:
+def trace_suite(run_dir: Path, material: Path, suite: str, scratch: Path) -> Path | None:
+    """The suite's gcovr trace, written beside its counters; None when it brought no counters.
+    `scratch`: an empty directory of the caller's to lay the counters out in."""
+    packed = layout.suite_counters(run_dir, suite)
+    if not packed.is_file():
+        return None
+    if counters.lay_out(packed, material, scratch) == 0:
+        raise InfraError(f"suite {suite}'s gcov counters hold no file of the build's object directory")
+    gcovr.trace(scratch, suite_trace(run_dir, suite))
+    return suite_trace(run_dir, suite)
+
+
+def analyse(run_dir: Path, material: Path, suites: list[str], title: str,
+            traced: Mapping[str, Path] | None = None) -> dict[str, Any]:
     """coverage.json's content, written with the traces and the HTML; InfraError when no suite
-    brought counters or gcov cannot read them."""
+    brought counters or gcov cannot read them. `traced`: the suites whose traces are already
+    written (tracing.SuiteTraces made them while the next suite ran); the others are traced here."""
     traces: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="lab-coverage-") as scratch:
         for suite in suites:
-            packed = layout.suite_counters(run_dir, suite)
-            if not packed.is_file():
-                continue
-            work = Path(scratch) / suite
-            if counters.lay_out(packed, material, work) == 0:
-                raise InfraError(f"suite {suite}'s gcov counters hold no file of the build's object directory")
-            gcovr.trace(work, suite_trace(run_dir, suite))
-            traces[suite] = suite_trace(run_dir, suite)
+            path = (traced or {}).get(suite) or trace_suite(run_dir, material, suite, Path(scratch) / suite)
+            if path is not None:
+                traces[suite] = path
     if not traces:
         raise InfraError("no suite brought the kernel's gcov counters back")
     gcovr.merge(material, list(traces.values()), run_trace(run_dir), html_index(run_dir), title)

@@ -13,6 +13,7 @@ from ..core.outcome import Verdict
 from ..core.timeouts import Timeouts
 from ..coverage import collect
 from ..coverage.summary import headline
+from ..coverage.tracing import SuiteTraces
 from ..guest.assets import Prepared
 from ..kernel import profiling
 from ..kernel.build import builds_dir
@@ -62,15 +63,23 @@ def keep_bytecode(target: Target, cache: Path, key: str, timeout: float, record:
     record.update(bytecode={"restored": False, "kept": kept})
 
 
-def coverage_stage(record: RunRecord, names: list[str], cache: Path, prepared: Prepared, log: Log) -> None:
-    """The suites' gcov counters into coverage.json and the HTML report; a run whose counters
-    cannot be read keeps its suites' outcomes and says why it has no coverage."""
-    material = profiling.material(builds_dir(cache) / str(prepared.kernel.identity.get("build_id")))
+def coverage_material(cache: Path, prepared: Prepared) -> Path | None:
+    """The build's notes and sources a coverage run reads its counters with; None: it has none."""
+    return profiling.material(builds_dir(cache) / str(prepared.kernel.identity.get("build_id")))
+
+
+def coverage_stage(record: RunRecord, names: list[str], prepared: Prepared, material: Path | None,
+                   traces: SuiteTraces | None, log: Log) -> None:
+    """The suites' gcov counters into coverage.json and the HTML report (the suites' traces made
+    as they ended, by `traces`); a run whose counters cannot be read keeps its suites' outcomes and
+    says why it has no coverage."""
     try:
         if material is None:
             raise InfraError(f"{prepared.kernel.release} has no coverage notes in the build cache")
         with record.stage("coverage"):
-            data = collect.analyse(record.directory, material, names, f"kernel/bpf coverage: {prepared.kernel.release}")
+            traced = traces.finished() if traces is not None else {}
+            data = collect.analyse(record.directory, material, names, f"kernel/bpf coverage: {prepared.kernel.release}",
+                                   traced)
     except InfraError as exc:
         log(f"warning: no coverage: {exc}")
         record.warn(f"no coverage: {exc}")
@@ -93,6 +102,13 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                       prepared.image.digest, reproducer.caveats(request))
     run_dir = record.directory
     machine: Machine | None = None
+    material = coverage_material(cache, prepared) if request.coverage else None
+    traces = SuiteTraces(run_dir, material) if material is not None else None
+
+    def suite_ended(result: SuiteResult) -> None:
+        if traces is not None:
+            traces.submit(result.name)  # traced while the next suite runs
+        on_suite(result)
 
     def stages(suites: list[SuiteResult]) -> Verdict:
         nonlocal machine
@@ -123,7 +139,7 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
                 suite_runner.ship(target, timeouts.command, tree)
                 restored = bytecode.restore(target, cache, bytecode_key, timeouts.command)
             record.update(bytecode={"restored": restored})
-            run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, on_suite, log,
+            run_suites_then_dmesg(target, request.suites, tree, timeouts, record, suites, suite_ended, log,
                                   selection=request.selection, repeat=request.repeat, jobs=request.suite_jobs,
                                   coverage=request.coverage)
             if not restored and not any(s.error for s in suites):
@@ -132,11 +148,15 @@ def execute(request: RunRequest, prepared: Prepared, cache: Path, log: Log,
         if m.console:
             m.console.check_log(record.warn)
         if request.coverage:
-            coverage_stage(record, request.suites, cache, prepared, log)
+            coverage_stage(record, request.suites, prepared, material, traces, log)
         return verdict(suites, _kernel_logs(run_dir), request.splats)
 
     def evidence() -> Evidence:
         excerpt = machine.console.excerpt() if machine and machine.console else ""
         return Evidence(_console_text(run_dir), excerpt)
 
-    return conduct(record, stages, policy=request.splats, run_timeout=request.run_timeout, evidence=evidence)
+    try:
+        return conduct(record, stages, policy=request.splats, run_timeout=request.run_timeout, evidence=evidence)
+    finally:
+        if traces is not None:
+            traces.close()
