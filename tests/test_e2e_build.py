@@ -122,7 +122,7 @@ def test_validate_map_dump_port_with_coverage(tmp_path: Path, base_build: str) -
     for category in ("newly_failing", "newly_skipped", "added", "removed", "failing_in_both"):
         assert counts[category] == 0, result.get(category, counts)
     # Every BPF_MAP_DUMP test goes from skipped (no such command) to passed, and nothing else does.
-    assert counts["newly_passing"] == 20
+    assert counts["newly_passing"] == 21
     for change in result["newly_passing"]:
         assert change["suite"] == "dump" and change["name"].startswith("test_dump_rfc.py::"), change
         assert (change["a"], change["b"]) == ("skipped", "passed")
@@ -138,6 +138,7 @@ def test_validate_map_dump_port_with_coverage(tmp_path: Path, base_build: str) -
     assert changed_line(row, "static int map_dump(union bpf_attr *attr)")["count"] > 0
     assert changed_line(row, "if (CHECK_ATTR(BPF_MAP_DUMP))")["count"] > 0
     assert changed_line(row, "err = bpf_map_offload_get_next_key(map, prev_key, key);")["count"] == 0
+    assert changed_line(row, "return PTR_ERR(map);")["count"] > 0  # a pipe and a closed fd (test_dump_rfc.py)
     base_run, patched_run = runs
     assert "coverage" not in json.loads((base_run / "metadata.json").read_text())  # the base is a plain build
     metadata = json.loads((patched_run / "metadata.json").read_text())
@@ -207,14 +208,14 @@ def test_validate_over_two_versions_where_one_does_not_apply(tmp_path: Path, bas
     assert old["resolved"]["package"] == "linux-source-6.1" and new["resolved"]["package"] == "linux-source-6.12"
     assert old["applies"]["status"] == "clean" and old["verdict"] == "no regression"
     assert old["builds"]["base"]["build_id"] == base_build and old["builds"]["base"]["cached"]
-    assert old["comparison"]["counts"]["newly_passing"] == 20 and not old["comparison"]["regression"]
+    assert old["comparison"]["counts"]["newly_passing"] == 21 and not old["comparison"]["regression"]
     assert all(c["name"].startswith("test_dump_rfc.py::") for c in old["comparison"]["newly_passing"])
     assert new["verdict"] == "does not apply" and new["builds"] == {} and new["runs"] == {}
     assert re.fullmatch(r"1/1 0001-bpf-add-BPF_MAP_DUMP-command\.patch: include/uapi/linux/bpf\.h hunk #2 \(at line \d+\)",
                         new["applies"]["failure"]), new["applies"]
     assert not (directory / new["directory"]).exists()  # no run root: nothing ran for 6.12
     assert re.search(r"^2\s+debian:6\.12\s+linux-source-6\.12 \S+ \(6\.12\.\d+\)\s+does not apply\s+—", done.stdout, re.MULTILINE)
-    assert re.search(r"^1\s+debian:6\.1\s+.*\s+clean\s+both\s+passed \(\d+\)\s+passed \(\d+\)\s+20 newly passing",
+    assert re.search(r"^1\s+debian:6\.1\s+.*\s+clean\s+both\s+passed \(\d+\)\s+passed \(\d+\)\s+21 newly passing",
                      done.stdout, re.MULTILINE), done.stdout
     assert ("applies: does not apply: 1/1 0001-bpf-add-BPF_MAP_DUMP-command.patch: include/uapi/linux/bpf.h hunk #2"
             in done.stdout)

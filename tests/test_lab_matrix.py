@@ -209,3 +209,67 @@ def test_progress_names_the_boot_between_accelerator_and_ship(tmp_path: Path) ->
     (run / "metadata.json").write_text(json.dumps({"stages": {"accelerator": {"status": "done"},
                                                               "ship": {"status": "done"}}, "outcome": None}))
     assert matrixprogress.read(tmp_path).stage == "after ship"
+
+
+def _with_coverage(run_dir: Path, coverage: dict[str, object], report: bool) -> None:
+    """A run's metadata.json as a `lab run --coverage` leaves it, with its gcovr report or not."""
+    metadata = json.loads((run_dir / "metadata.json").read_text())
+    metadata["coverage"] = coverage
+    (run_dir / "metadata.json").write_text(json.dumps(metadata))
+    if report:
+        (run_dir / "coverage" / "html").mkdir(parents=True)
+        (run_dir / "coverage" / "html" / "index.html").write_text("<html>gcovr</html>")
+
+
+def test_a_coverage_matrix_shows_each_kernels_figures_and_links_its_report(tmp_path: Path) -> None:
+    directory = matrix_dir(tmp_path, identical=2)
+    runs = [directory / entry["run"] for entry in json.loads((directory / "matrix.json").read_text())["kernels"]]
+    figures = "kernel/bpf: lines 27.8% (4624 of 16623), functions 36.9% (458 of 1241)"
+    _with_coverage(runs[0], {"summary": figures, "report": "coverage/html/index.html"}, report=True)
+    _with_coverage(runs[1], {"error": "no suite brought the kernel's gcov counters back"}, report=False)
+    m = matrix.load(directory)
+    lines = matrix.render_table(m).splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("debian:6.1: passed"))
+    assert lines[at + 1] == f"  coverage: {figures} (report: {runs[0] / 'coverage' / 'html' / 'index.html'})"
+    assert "  coverage: none (no suite brought the kernel's gcov counters back)" in lines
+    report = (directory / "report.html")
+    from lab.matrix import html as matrixhtml
+    html = matrixhtml.write(m, report).read_text()
+    link = (runs[0] / "coverage" / "html" / "index.html").relative_to(directory).as_posix()
+    assert f'<a href="{link}">coverage report</a>' in html and f"coverage: {figures}" in html
+    assert html.count("coverage report</a>") == 1  # the kernel without coverage has no link
+    assert "coverage: none (no suite brought the kernel&#39;s gcov counters back)" in html
+
+
+def test_a_matrix_without_coverage_says_nothing_of_it(tmp_path: Path) -> None:
+    m = matrix.load(matrix_dir(tmp_path, identical=2))
+    assert "coverage" not in matrix.render_table(m)
+    from lab.matrix import html as matrixhtml
+    assert "coverage" not in matrixhtml.render(m, tmp_path)
+
+
+def test_matrix_coverage_refuses_a_debian_kernel_before_anything_runs(tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["matrix", "--kernel", "debian:6.1", "--coverage", "--suite", "pin",
+                     "--results", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith(
+        "lab: error: --coverage: debian:6.1 is a Debian kernel, built without gcov profiling")
+    assert not list(tmp_path.iterdir())
+
+
+def test_matrix_coverage_makes_every_kernels_run_a_coverage_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from lab.cli import matrix as matrix_cli
+    checked: list[str] = []
+    monkeypatch.setattr(matrix_cli.coverage_material, "required", lambda spec, cache: checked.append(spec.build_id))
+    monkeypatch.setattr(matrix_cli.acquire, "check", lambda spec, cache: None)
+    monkeypatch.setattr(matrixrun, "prepare_cache", lambda log: None)
+    argvs: list[list[str]] = []
+
+    def no_children(children: list[matrixrun.Child], *args: object) -> None:
+        argvs.extend(child.argv for child in children)
+
+    monkeypatch.setattr(matrixrun, "run_children", no_children)
+    cli.main(["matrix", "--kernel", "build:6.1.192-aaaa", "--kernel", "build:6.12.9-bbbb", "--coverage",
+              "--suite", "pin", "--results", str(tmp_path)])
+    assert checked == ["6.1.192-aaaa", "6.12.9-bbbb"]
+    assert len(argvs) == 2 and all("--coverage" in argv for argv in argvs)

@@ -131,8 +131,10 @@ def map_dump(
     flags: int = 0,
     *,
     cmd: int | None = None,
+    map_fd: int | None = None,
 ) -> DumpResult:
-    """BPF_MAP_DUMP of ``m`` into a ``buf_len``-byte buffer.
+    """BPF_MAP_DUMP of ``m`` into a ``buf_len``-byte buffer; ``map_fd``: another
+    fd passed in ``m``'s place (one the kernel must refuse), ``m`` giving the sizes.
 
     Raises :class:`BpfError` on failure (ENOENT: the walk is complete).
     """
@@ -145,7 +147,7 @@ def map_dump(
     key_buf = ctypes.create_string_buffer(prev_key, len(prev_key)) if prev_key else None
     attr = _sc.attr_buffer(
         pack_dump(
-            m.fd,
+            m.fd if map_fd is None else map_fd,
             ctypes.addressof(key_buf) if key_buf is not None else 0,
             ctypes.addressof(buf),
             ctypes.addressof(length),

@@ -1,4 +1,4 @@
-"""`lab matrix --kernel K --kernel K ... [--suite ...] [--results DIR] [--jobs N] [--all]`: the glue
+"""`lab matrix --kernel K --kernel K ... [--suite ...] [--results DIR] [--jobs N] [--all] [--coverage]`: the glue
 between the command line, the child runs (matrix/children), the table (matrix/table) and the page (matrix/html)."""
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import os
 
 from ..core.log import stderr as _log
 from ..core.paths import cache_dir
+from ..coverage import material as coverage_material
 from ..kernel import acquire
 from ..kernel.spec import parse_kernel_spec
 from ..matrix import children as matrixrun
@@ -31,24 +32,30 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
     parser.add_argument("--accel", choices=options.ACCELERATORS, help="passed to each run")
     options.add_selection(parser)
     options.add_repeat(parser, "each kernel")
+    options.add_coverage(parser, "each kernel's suites")
     parser.set_defaults(func=cmd_matrix)
 
 
-def check_kernels(kernels: list[str]) -> None:
-    """Every column's kernel, checked before the first boot: one bad one is exit 2, not a report."""
+def check_kernels(kernels: list[str], coverage: bool = False) -> None:
+    """Every column's kernel, checked before the first boot: one bad one is exit 2, not a report;
+    with --coverage, one without gcov profiling too."""
     matrixrun.refuse_duplicates(kernels)
     cache = cache_dir()
     for kernel in kernels:
-        acquire.check(parse_kernel_spec(kernel), cache)
+        spec = parse_kernel_spec(kernel)
+        if coverage:
+            coverage_material.required(spec, cache)
+        acquire.check(spec, cache)
 
 
 def cmd_matrix(args: argparse.Namespace) -> int:
     suites = options.planned(args).suites  # bad names: before anything is fetched
-    check_kernels(list(args.kernel))
+    check_kernels(list(args.kernel), args.coverage)
     jobs = args.jobs or matrixrun.default_jobs(os.cpu_count(), matrixrun.mem_available_mb())
     root = options.results_root(args)
     matrix_dir = matrixrun.new_matrix_dir(root)
-    extra = [*(["--accel", args.accel] if args.accel else []), *options.selection_argv(args.test, args.guest_tests)]
+    extra = [*(["--accel", args.accel] if args.accel else []), *options.selection_argv(args.test, args.guest_tests),
+             *(["--coverage"] if args.coverage else [])]
     children = matrixrun.make_children(list(args.kernel), ",".join(suites), matrix_dir, extra, args.repeat)
     env = dict(os.environ)
     started = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")

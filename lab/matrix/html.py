@@ -70,6 +70,11 @@ def _console_link(column: matrix.Column, report_dir: Path) -> str | None:
     return Path(os.path.relpath(column.directory / layout.CONSOLE, report_dir)).as_posix()
 
 
+def _coverage_link(column: matrix.Column, report_dir: Path) -> str | None:
+    report = column.coverage_report
+    return Path(os.path.relpath(report, report_dir)).as_posix() if report else None
+
+
 def render(m: matrix.Matrix, report_dir: Path, title: str = "bpf-kernel-lab matrix") -> str:
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True,
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -83,6 +88,7 @@ def render(m: matrix.Matrix, report_dir: Path, title: str = "bpf-kernel-lab matr
         name_px=name_px, value_px=value_px,
         colours=COLOURS, cell_class=matrix.CELL_CLASS, cell_text=matrix.cell_text,
         consoles=[_console_link(c, report_dir) for c in m.columns], summary=matrix.summary_line,
+        coverage_reports=[_coverage_link(c, report_dir) for c in m.columns], coverage_line=matrix.coverage_line,
         bars=bars, chart_height=height, bar_height=BAR_HEIGHT, label_width=LABEL_WIDTH, chart_width=CHART_WIDTH)
 
 

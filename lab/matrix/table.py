@@ -45,6 +45,15 @@ class Column:
     tests: dict[Key, TestRecord]
     flaky: dict[Key, str] = field(default_factory=dict)  # --repeat: tests that differ between its runs, their counts
     runs: int = 1
+    coverage: dict[str, object] | None = None  # --coverage: its run's figures (metadata.json's `coverage`)
+
+    @property
+    def coverage_report(self) -> Path | None:
+        """The run's gcovr HTML report, when it has one."""
+        report = (self.coverage or {}).get("report")
+        if self.directory is None or not isinstance(report, str) or not (self.directory / report).is_file():
+            return None
+        return self.directory / report
 
     def count(self, text: str) -> int:
         return sum(1 for r in self.tests.values() if CELL_TEXT[r.outcome] == text)
@@ -122,9 +131,10 @@ def load_column(kernel: str, directory: Path | None, seconds: float | None = Non
     except UserError as exc:
         return Column(kernel, directory, None, str(exc), "", seconds, (), {})
     flakes = {key: flake.counts() for key, flake in flaky.find([run, *others]).items()} if others else {}
+    coverage = run.metadata.get("coverage")
     return Column(kernel, run.directory, run.outcome, run.reason, str(run.kernel.get("release") or ""),
                   seconds, tuple(SuiteTime(s.name, s.wall_seconds) for s in run.suites), run.tests,
-                  flakes, 1 + len(others))
+                  flakes, 1 + len(others), coverage if isinstance(coverage, dict) else None)
 
 
 def build(columns: list[Column]) -> Matrix:
@@ -260,7 +270,10 @@ def render_table(matrix: Matrix, show_all: bool = False) -> str:
         if section:
             lines += ["", *section]
     lines += ["", counts_line(matrix)]
-    lines += [summary_line(c) for c in matrix.columns]
+    for column in matrix.columns:
+        lines.append(summary_line(column))
+        if column.coverage is not None:
+            lines.append(f"  {coverage_line(column)}")
     return "\n".join(lines)
 
 
@@ -270,6 +283,15 @@ def summary_line(column: Column) -> str:
     outcome = column.outcome or "no outcome"
     runs = f"  ({column.runs} runs; the first shown)" if column.runs > 1 else ""
     return f"{column.kernel}: {outcome} ({column.reason})  {counts}  [{took}]{runs}"
+
+
+def coverage_line(column: Column) -> str:
+    """A --coverage kernel's figures and its report, or why it has none (the run's own words)."""
+    coverage = column.coverage or {}
+    if "summary" not in coverage:
+        return f"coverage: none ({coverage.get('error', 'not recorded')})"
+    report = column.coverage_report
+    return f"coverage: {coverage['summary']}" + (f" (report: {report})" if report else " (no report)")
 
 
 def passed(matrix: Matrix) -> bool:

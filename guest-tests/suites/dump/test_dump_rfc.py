@@ -13,12 +13,15 @@ tries both numbers. Expectations below come from the RFC's text and code:
 - It wraps GET_NEXT_KEY + LOOKUP_ELEM, so it walks in GET_NEXT_KEY's order.
 - ENOENT only when not one element could be copied (the walk is complete);
   EINVAL when ``*buf_len`` is smaller than one element; ENOTSUPP for queue
-  and stack; EPERM without read access; a non-zero flag EINVAL.
+  and stack; EPERM without read access; a non-zero flag EINVAL; an fd that is
+  not a map EINVAL and a closed one EBADF (``__bpf_map_get``, as every map
+  command has it).
 """
 
 from __future__ import annotations
 
 import errno
+import os
 from collections.abc import Callable
 
 import pytest
@@ -199,3 +202,19 @@ def test_unknown_flags_are_einval() -> None:
     m, _ = filled(HASH, 2)
     with m:
         assert errno_of(lambda: map_dump(m, None, 64, flags=1 << 1)) == errno.EINVAL
+
+
+def test_an_fd_that_is_not_a_map_is_einval_and_a_closed_one_ebadf() -> None:
+    """The map fd goes through __bpf_map_get, as every map command's does: a
+    pipe is not a map (EINVAL), a closed fd is no file at all (EBADF)."""
+    m, _ = filled(HASH, 2)
+    with m:
+        r, w = os.pipe()
+        try:
+            assert errno_of(lambda: map_dump(m, None, 64, map_fd=r)) == errno.EINVAL
+        finally:
+            os.close(r)
+            os.close(w)
+        closed = os.dup(0)
+        os.close(closed)
+        assert errno_of(lambda: map_dump(m, None, 64, map_fd=closed)) == errno.EBADF
