@@ -16,6 +16,7 @@ from pathlib import Path
 from ..core.errors import UserError
 from ..report import flaky
 from ..report.compare import LONG_VALUE
+from ..report.table import coverage_line as run_coverage_line
 from ..results.load import Key, load_run
 from ..results.model import ERROR, FAILED, PASSED, SKIPPED, TestRecord
 from . import behaviour as matrixbehaviour
@@ -286,12 +287,11 @@ def summary_line(column: Column) -> str:
 
 
 def coverage_line(column: Column) -> str:
-    """A --coverage kernel's figures and its report, or why it has none (the run's own words)."""
-    coverage = column.coverage or {}
-    if "summary" not in coverage:
-        return f"coverage: none ({coverage.get('error', 'not recorded')})"
-    report = column.coverage_report
-    return f"coverage: {coverage['summary']}" + (f" (report: {report})" if report else " (no report)")
+    """`lab report`'s coverage line for a --coverage kernel, its report named by its full path."""
+    coverage = dict(column.coverage or {})
+    if column.coverage_report is not None:
+        coverage["report"] = str(column.coverage_report)
+    return run_coverage_line(coverage)
 
 
 def passed(matrix: Matrix) -> bool:
