@@ -6,6 +6,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import tarfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -67,7 +68,8 @@ def run_in_bash(command: str, shown_as: str, timeout: float, env: dict[str, str]
 
 
 def copy_tree(local_dir: Path, dest: Path, skip_dot_files: bool = False) -> int:
-    """A Target's `put_tree` on this machine: the files copied, __pycache__ left out."""
+    """A Target's `put_tree` on this machine: `dest` made if missing, the files copied, __pycache__ left out."""
+    dest.mkdir(parents=True, exist_ok=True)
     count = 0
     for path in sorted(local_dir.rglob("*")):
         relative = path.relative_to(local_dir)
@@ -80,3 +82,14 @@ def copy_tree(local_dir: Path, dest: Path, skip_dot_files: bool = False) -> int:
             shutil.copy2(path, target)
             count += 1
     return count
+
+
+def unpack_archive(archive: Path, dest: Path) -> bool:
+    """A Target's `put_archive` on this machine: the tar unpacked into `dest` (made if missing)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(dest, filter="tar")
+    except tarfile.TarError:
+        return False
+    return True

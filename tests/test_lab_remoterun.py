@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from labfakes import copy_tree, run_in_bash
+from labfakes import copy_tree, run_in_bash, unpack_archive
 
 from lab.run import target as target_run
 from lab.run import suites as runner
@@ -48,6 +48,9 @@ class HereTarget:
 
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         return copy_tree(local_dir, Path(remote_dir))
+
+    def put_archive(self, archive: Path, remote_dir: str, timeout: float) -> bool:
+        return unpack_archive(archive, Path(remote_dir))
 
     def get(self, remote: str, local: Path, timeout: float) -> bool:
         if not Path(remote).is_file():

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from labfakes import copy_tree, run_in_bash
+from labfakes import copy_tree, run_in_bash, unpack_archive
 
 from lab.results import stream
 from lab.run import bytecode
@@ -54,6 +54,9 @@ class LocalTarget:
 
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         return copy_tree(local_dir, self.local(remote_dir), skip_dot_files=True)
+
+    def put_archive(self, archive: Path, remote_dir: str, timeout: float) -> bool:
+        return unpack_archive(archive, self.local(remote_dir))
 
     def get(self, remote: str, local: Path, timeout: float) -> bool:
         source = self.local(remote)
@@ -275,7 +278,7 @@ def test_ship_replaces_the_remote_tree(guest_tests: Path, target: LocalTarget) -
         "suites/test_meet_a.py", "suites/test_meet_b.py", "suites/test_slow.py"]
     assert not stale.exists() and not old_report.exists()  # nothing from a previous run survives
     assert target.local(runner.REMOTE_OUT).is_dir()
-    assert target.commands[0] == f"rm -rf {runner.REMOTE_ROOT}"
+    assert target.commands == [f"rm -rf {runner.REMOTE_ROOT} && mkdir -p {runner.REMOTE_OUT}"]  # one command, then the tree
 
 
 # --- the guest's bytecode, kept for the next run --------------------------------------------------------

@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import shutil
 import socket
+import subprocess
 import threading
 import zlib
 from dataclasses import replace
@@ -115,10 +118,23 @@ def test_a_restored_console_starts_with_the_saved_boot(tmp_path: Path) -> None:
 
 def test_the_freshening_command_sets_the_clock_and_credits_host_bytes() -> None:
     command = snapshot.freshen_command(1_796_000_000.25, bytes(range(64)))
-    assert command.startswith("date -u -s @1796000000.250000 >/dev/null && python3 -c ")
-    assert bytes(range(64)).hex() in command
-    assert f"fcntl.ioctl(f,{0x40085203}," in command and f"fcntl.ioctl(f,{0x5207})" in command
+    script = snapshot.reseed_script(bytes(range(64)))
+    assert command == f"date -u -s @1796000000.250000 >/dev/null && perl -e '{script}'"
+    assert "'" not in script and bytes(range(64)).hex() in script  # one shell word, the bytes in it
     assert snapshot.freshen_command() != snapshot.freshen_command()  # new bytes every time
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("perl") is None,
+                    reason="RNDADDENTROPY and RNDRESEEDCRNG need root (and perl) on the host")
+def test_the_reseed_program_is_taken_by_a_real_kernel() -> None:
+    """The guest's perl program as it is sent, on the host kernel: both ioctls succeed (a wrong
+    number or argument layout fails with the kernel's errno, and the restore with it)."""
+    done = subprocess.run(["perl", "-e", snapshot.reseed_script(secrets.token_bytes(64))],
+                          capture_output=True, text=True, timeout=30)
+    assert (done.returncode, done.stderr) == (0, "")
+    wrong = snapshot.reseed_script(b"x" * 64).replace(f"ioctl(F,{snapshot.RNDRESEEDCRNG},", "ioctl(F,1,")
+    refused = subprocess.run(["perl", "-e", wrong], capture_output=True, text=True, timeout=30)
+    assert refused.returncode != 0 and refused.stderr.startswith("RNDRESEEDCRNG: ")
 
 
 # --- QEMU's command line per kind of boot ------------------------------------------------------------

@@ -5,12 +5,14 @@ absolute paths are mapped into that directory.
 """
 from __future__ import annotations
 
+import io
 import os
 import shlex
 import signal
 import socket
 import stat
 import subprocess
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -359,6 +361,44 @@ def test_put_tree_skips_caches_and_dotfiles_and_keeps_modes_and_mtimes(target: S
     assert stat.S_IMODE((remote / "run.sh").stat().st_mode) == 0o755
     assert (remote / "suites" / "test_maps.py").read_text() == "def test(): pass\n"
     assert (remote / "suites" / "test_maps.py").stat().st_mtime == 1_600_000_123
+
+
+def test_put_tree_is_one_archive_and_one_tar_into_a_directory_it_makes(target: SshTarget, sshd: FakeSshd,
+                                                                       tmp_path: Path) -> None:
+    local = tmp_path / "guest-tests"
+    for number in range(20):
+        (local / f"d{number % 3}").mkdir(parents=True, exist_ok=True)
+        (local / f"d{number % 3}" / f"test_{number}.py").write_text(f"N = {number}\n")
+    assert target.put_tree(local, "/root/lab/new/guest-tests", 10) == 20
+    remote = sshd.root / "root" / "lab" / "new" / "guest-tests"
+    assert (remote / "d2" / "test_17.py").read_text() == "N = 17\n"
+    assert len(list(remote.rglob("*.py"))) == 20
+    assert [c for c in sshd.commands if "tar -x" in c] == sshd.commands and len(sshd.commands) == 1
+    assert not list((sshd.root / "root" / "lab").glob("**/*.lab-upload.tar"))  # the archive is removed
+
+
+def test_put_archive_unpacks_and_a_damaged_archive_is_refused(target: SshTarget, sshd: FakeSshd,
+                                                              tmp_path: Path) -> None:
+    archive = tmp_path / "pyc.tar"
+    with tarfile.open(archive, "w") as tar:
+        info = tarfile.TarInfo("suites/__pycache__/test_maps.cpython-311.pyc")
+        info.size = 3
+        tar.addfile(info, io.BytesIO(b"pyc"))
+    assert target.put_archive(archive, "/root/lab/guest-tests", 10)
+    remote = sshd.root / "root" / "lab" / "guest-tests"
+    assert (remote / "suites" / "__pycache__" / "test_maps.cpython-311.pyc").read_bytes() == b"pyc"
+    archive.write_bytes(b"not a tar archive" * 64)
+    assert not target.put_archive(archive, "/root/lab/guest-tests", 10)
+    assert not list((sshd.root / "root" / "lab").glob("*.lab-upload.tar"))
+
+
+def test_a_listening_guest_is_connected_without_a_banner_probe(sshd: FakeSshd, lab_keys: keys.LabKeys) -> None:
+    """A restored guest's sshd is up: the probe would cost it a whole sshd start of its own."""
+    with SshTarget.connect("127.0.0.1", sshd.port, "root", lab_keys.client_private, lab_keys.host_public, 10,
+                           listening=True):
+        assert len(sshd.transports) == 1
+    with SshTarget.connect("127.0.0.1", sshd.port, "root", lab_keys.client_private, lab_keys.host_public, 10):
+        assert len(sshd.transports) == 3  # the probe's connection, then the session's
 
 
 def test_put_and_get(target: SshTarget, sshd: FakeSshd, tmp_path: Path) -> None:

@@ -11,10 +11,11 @@ from ..core.errors import UserError
 from ..core.files import write_json_atomic
 from ..core.paths import cache_dir, results_dir
 from ..core.places import writable_directory
-from ..report import kcidb
 
 
+# report/kcidb imports kcidb-io and its jsonschema (0.1 s): only `lab kcidb` pays for them.
 def _origin(text: str) -> str:
+    from ..report import kcidb
     try:
         return kcidb.check_origin(text)
     except UserError as exc:
@@ -32,6 +33,7 @@ def add_parser(commands: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 
 def cmd_kcidb(args: argparse.Namespace) -> int:
+    from ..report import kcidb
     # Every run is read before anything is written: a bad one is exit 2 with nothing half-written.
     if args.output:
         writable_directory(Path(args.output).resolve().parent, "KCIDB document", "--output")

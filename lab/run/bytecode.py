@@ -48,10 +48,7 @@ def restore(target: Target, cache: Path, key: str, timeout: float, root: str = R
     if not (kept / ARCHIVE).is_file():
         return False
     os.utime(kept)  # recently used: the last to be evicted
-    target.run(quote_command(["mkdir", "-p", f"{root}/bytecode"]), timeout)
-    target.put_tree(kept, f"{root}/bytecode", timeout)
-    done = target.run(quote_command(["tar", "-C", _tests(root), "-xf", f"{root}/bytecode/{ARCHIVE}"]), timeout)
-    return done.rc == 0
+    return target.put_archive(kept / ARCHIVE, _tests(root), timeout)
 
 
 def keep(target: Target, cache: Path, key: str, timeout: float, root: str = REMOTE_ROOT) -> bool:

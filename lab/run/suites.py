@@ -78,8 +78,7 @@ def out_dir(root: str) -> str:
 def ship(target: Target, timeout: float, tree: TestTree | None = None, root: str = REMOTE_ROOT) -> int:
     """Upload the tree under `root` (a guest's /root/lab; a per-run directory on a real machine)."""
     tree = tree or default_tree()
-    target.run(quote_command(["rm", "-rf", root]), timeout)
-    target.run(quote_command(["mkdir", "-p", tests_dir(root), out_dir(root)]), timeout)
+    target.run(quote_command(["rm", "-rf", root]) + " && " + quote_command(["mkdir", "-p", out_dir(root)]), timeout)
     return target.put_tree(tree.root, tests_dir(root), timeout)
 
 

@@ -28,5 +28,8 @@ class BoundedTarget:
     def put_tree(self, local_dir: Path, remote_dir: str, timeout: float) -> int:
         return self.inner.put_tree(local_dir, remote_dir, timeout)
 
+    def put_archive(self, archive: Path, remote_dir: str, timeout: float) -> bool:
+        return self.inner.put_archive(archive, remote_dir, timeout)
+
     def get(self, remote: str, local: Path, timeout: float) -> bool:
         return self.inner.get(remote, local, timeout)

@@ -53,10 +53,10 @@ def _start_until_ready(spec: MachineSpec, timeouts: Timeouts) -> Machine:
     raise AssertionError("unreachable")
 
 
-def _connect(machine: Machine, prepared: Prepared, timeout: float) -> SshTarget:
+def _connect(machine: Machine, prepared: Prepared, timeout: float, listening: bool = False) -> SshTarget:
     assert machine.ssh_port is not None
     return SshTarget.connect("127.0.0.1", machine.ssh_port, "root", prepared.keys.client_private,
-                             prepared.keys.host_public, timeout)
+                             prepared.keys.host_public, timeout, listening)
 
 
 def _restore(spec: MachineSpec, found: snapshot.Snapshot, prepared: Prepared,
@@ -72,7 +72,7 @@ def _restore(spec: MachineSpec, found: snapshot.Snapshot, prepared: Prepared,
         try:
             machine.start()
             snapshot.feed(machine, found, bound)
-            target = _connect(machine, prepared, bound)
+            target = _connect(machine, prepared, bound, listening=True)
         except (snapshot.RestoreFailed, ConnectionLost) as exc:
             machine.stop()
             refused = qemu_refusal(machine.console.text() if machine.console else "", None)

@@ -289,13 +289,19 @@ def _connected(path: Path, deadline: float) -> socket.socket:
             time.sleep(0.02)
 
 
+def reseed_script(fresh: bytes) -> str:
+    """A perl program (perl-base is Essential in Debian, and starts in a fraction of python's time
+    under TCG) crediting `fresh` to the kernel's pool and forcing a CRNG reseed."""
+    return (f'open(F,">","/dev/urandom")||die"urandom: $!";$b=pack("H*","{fresh.hex()}");'
+            f'ioctl(F,{RNDADDENTROPY},pack("ii",8*length($b),length($b)).$b)||die"RNDADDENTROPY: $!";'
+            f'ioctl(F,{RNDRESEEDCRNG},0)||die"RNDRESEEDCRNG: $!"')
+
+
 def freshen_command(now: float | None = None, fresh: bytes | None = None) -> str:
     """The first command in a restored guest: the host's time, and random state of its own."""
     now = time.time() if now is None else now
     fresh = secrets.token_bytes(FRESH_BYTES) if fresh is None else fresh
-    script = (f"import fcntl,struct;b=bytes.fromhex('{fresh.hex()}');f=open('/dev/urandom','wb');"
-              f"fcntl.ioctl(f,{RNDADDENTROPY},struct.pack('ii',len(b)*8,len(b))+b);fcntl.ioctl(f,{RNDRESEEDCRNG})")
-    return f"date -u -s @{now:.6f} >/dev/null && python3 -c \"{script}\""
+    return f"date -u -s @{now:.6f} >/dev/null && perl -e '{reseed_script(fresh)}'"
 
 
 def restored_console_header(snapshot: Snapshot) -> str:
