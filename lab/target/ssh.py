@@ -104,6 +104,18 @@ def _banner_ready(host: str, port: int) -> bool:
         return False
 
 
+def _send(source: BinaryIO, local: Path, sftp: paramiko.SFTPClient, remote: str) -> None:
+    """`source` (read from `local`, which names a failure to read it) written to `remote`, pipelined."""
+    with sftp.open(remote, "wb") as dest:
+        dest.set_pipelined(True)
+        while True:
+            with local_file(local, "reading"):
+                chunk = source.read(CHUNK)
+            if not chunk:
+                break
+            dest.write(chunk)
+
+
 def _make_dirs(sftp: paramiko.SFTPClient, path: str) -> None:
     """`mkdir -p` over SFTP (a few round trips, where a command would cost the target a process)."""
     try:
@@ -320,14 +332,8 @@ class SshTarget:
         with local_file(local, "reading"):
             source = local.open("rb")
             status = local.stat()
-        with source, sftp.open(remote, "wb") as dest:
-            dest.set_pipelined(True)
-            while True:
-                with local_file(local, "reading"):
-                    chunk = source.read(CHUNK)
-                if not chunk:
-                    break
-                dest.write(chunk)
+        with source:
+            _send(source, local, sftp, remote)
         sftp.chmod(remote, stat.S_IMODE(status.st_mode))
         # The source's mtime too: python and pytest accept a .pyc only for the mtime it was compiled
         # from (run/bytecode.py ships the guest's bytecode of the last run).
@@ -362,14 +368,7 @@ class SshTarget:
         remote_archive = f"{remote_dir.rstrip('/')}.lab-upload.tar"
         with self._transfer(f"upload of {local}", timeout) as sftp:
             _make_dirs(sftp, posixpath.dirname(remote_archive))
-            with sftp.open(remote_archive, "wb") as dest:
-                dest.set_pipelined(True)
-                while True:
-                    with local_file(local, "reading"):
-                        chunk = source.read(CHUNK)
-                    if not chunk:
-                        break
-                    dest.write(chunk)
+            _send(source, local, sftp, remote_archive)
         place, packed = shlex.quote(remote_dir), shlex.quote(remote_archive)
         done = self.run(f"mkdir -p {place} && tar -x -f {packed} -C {place}; status=$?; rm -f {packed}; exit $status",
                         max(0.1, deadline - time.monotonic()))
