@@ -33,6 +33,7 @@ from pathlib import Path
 
 from ..core.errors import InfraError
 from ..core.files import keep_newest, local_file, sha256_file, write_json_atomic
+from ..target.base import quote_command
 from .machine import Machine, MachineSpec, qemu_argv
 from .qmp import Qmp, QmpError
 
@@ -301,7 +302,7 @@ def freshen_command(now: float | None = None, fresh: bytes | None = None) -> str
     """The first command in a restored guest: the host's time, and random state of its own."""
     now = time.time() if now is None else now
     fresh = secrets.token_bytes(FRESH_BYTES) if fresh is None else fresh
-    return f"date -u -s @{now:.6f} >/dev/null && perl -e '{reseed_script(fresh)}'"
+    return f"date -u -s @{now:.6f} >/dev/null && " + quote_command(["perl", "-e", reseed_script(fresh)])
 
 
 def restored_console_header(snapshot: Snapshot) -> str:
